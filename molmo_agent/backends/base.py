@@ -1,0 +1,93 @@
+"""The small interface every model backend implements.
+
+A backend turns (images, prompt) pairs into answer text, batched. Everything that knows Molmo's prompt
+wording or answer formats lives above it (``prompts``, ``parsing``); everything that knows transformers
+lives below it. That split keeps backends swappable (local transformers today, a remote server later).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ..errors import QueryError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is and where it runs; shown by the CLI and returned by the server."""
+
+    model_id: str
+    family: str
+    """``"molmo2"`` or ``"molmo1"``: decides the prompt layout and the coordinate format of answers."""
+    device: str
+    dtype: str
+    num_parameters: int
+    source: str
+    """The local folder the weights were read from."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Decoding settings for one batched call.
+
+    ``stop_at_answer`` ends a row as soon as its answer is complete (a closed pointing tag), so a pointing
+    query pays for the ~20 tokens of its answer, not the whole budget. Greedy decoding is the default
+    because pointing answers are extractive and reproducibility matters more than variety.
+    """
+
+    max_new_tokens: int = 200
+    stop_at_answer: bool = False
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt about one or more images (already decoded to RGB)."""
+
+    images: tuple[Image.Image, ...]
+    prompt: str
+
+    def __post_init__(self) -> None:
+        if not self.prompt or not self.prompt.strip():
+            raise QueryError("the prompt is empty: pass a non-empty query or prompt text")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One answer plus the numbers a caller needs to see where the time went."""
+
+    text: str
+    num_generated_tokens: int
+    preprocess_ms: float
+    model_ms: float
+
+
+class Backend(ABC):
+    """A loaded model that answers batches of requests.
+
+    Implementations must return one :class:`Generation` per request, in order, and give the same text for a
+    request whether it is sent alone or inside a batch (greedy decoding).
+    """
+
+    info: ModelInfo
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
+        """Answer every request; raises only for bugs or resource errors, never for odd model text."""

@@ -1,0 +1,274 @@
+"""Build tiny Molmo2-architecture checkpoints offline.
+
+Why: Hub weights cannot be downloaded here, yet every test and benchmark must run the real loading path
+(`AutoProcessor` / `AutoModelForImageTextToText.from_pretrained`) on a real Molmo2 graph. This module writes a
+complete checkpoint folder (config, safetensors weights, tokenizer, image processor, chat template) of any
+small size, which then loads exactly like ``allenai/Molmo2-8B``.
+
+The tokenizer is byte-level with no merges: one token per byte, so every digit of a coordinate is its own
+token and any text (including non-ASCII) round-trips. Image special tokens live in Molmo2's "additional
+vocabulary" (ids >= ``vocab_size``), which the output head cannot produce, as in the released models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SPECIAL_TOKENS = (
+    "<im_start>",
+    "<im_end>",
+    "<im_patch>",
+    "<im_col>",
+    "<low_res_im_start>",
+    "<frame_start>",
+    "<frame_end>",
+    "<im_low>",
+    "<|image|>",
+    "<|video|>",
+)
+"""Molmo2's image/video special tokens, in the order their ids are assigned after the base vocabulary."""
+
+CHAT_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+"""Chat-template tokens; inside the generatable vocabulary because ``<|im_end|>`` ends every answer."""
+
+# Written for molmo-agent from the published Molmo2 prompt layout: images first (one ``<|image|>`` each,
+# numbered when several), then ``<|im_start|>user\n{text}<|im_end|>\n`` turns and the assistant prefix.
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(images=0) -%}"
+    "{%- for message in messages -%}{%- if message['content'] is not string -%}"
+    "{%- for part in message['content'] -%}{%- if part['type'] == 'image' -%}"
+    "{%- set ns.images = ns.images + 1 -%}{%- endif -%}{%- endfor -%}{%- endif -%}{%- endfor -%}"
+    "{%- if ns.images == 1 -%}{{ '<|image|>' }}"
+    "{%- elif ns.images > 1 -%}{%- for i in range(ns.images) -%}{{ 'Image ' ~ (i + 1) ~ '<|image|>' }}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
+    "{%- else -%}{%- set text = message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join(' ') -%}{%- endif -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{%- if not loop.first -%}{{ '<|im_end|>\n' }}{%- endif -%}"
+    "{{ '<|im_start|>user\n' ~ text ~ '<|im_end|>\n' }}"
+    "{%- else -%}{{ '<|im_start|>assistant\n' ~ text }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+
+
+@dataclass(frozen=True)
+class TinyMolmo2Spec:
+    """Shape of a tiny Molmo2. Defaults give a ~1 MB model that runs in milliseconds on a CPU.
+
+    ``crop_size`` must hold at least ``2 * overlap + 1`` patches per side, hence the [2, 2] margins on the
+    default 112-px (8-patch) crops; the published [4, 4] margins need crops of 9+ patches.
+    """
+
+    vit_width: int = 32
+    vit_layers: int = 2
+    vit_heads: int = 2
+    text_width: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    text_intermediate: int = 128
+    adapter_intermediate: int = 64
+    crop_size: int = 112
+    patch_size: int = 14
+    max_crops: int = 4
+    overlap_margins: tuple[int, int] = (2, 2)
+    max_position_embeddings: int = 8192
+    seed: int = 0
+    vision_init_range: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        patches = self.crop_size // self.patch_size
+        if self.crop_size % self.patch_size:
+            raise ValueError(f"crop_size {self.crop_size} must be a multiple of patch_size {self.patch_size}")
+        if patches <= sum(self.overlap_margins):
+            raise ValueError(
+                f"crop of {patches} patches leaves no window with overlap margins {self.overlap_margins}"
+            )
+        for width, heads in ((self.vit_width, self.vit_heads), (self.text_width, self.text_heads)):
+            if width % heads:
+                raise ValueError(f"width {width} is not divisible by {heads} heads")
+
+
+PRESETS: dict[str, TinyMolmo2Spec] = {
+    "tiny": TinyMolmo2Spec(),
+    "small": TinyMolmo2Spec(
+        vit_width=128,
+        vit_layers=4,
+        vit_heads=4,
+        text_width=192,
+        text_layers=4,
+        text_heads=6,
+        text_kv_heads=2,
+        text_intermediate=512,
+        adapter_intermediate=256,
+    ),
+    "medium": TinyMolmo2Spec(
+        vit_width=384,
+        vit_layers=6,
+        vit_heads=6,
+        text_width=512,
+        text_layers=8,
+        text_heads=8,
+        text_kv_heads=4,
+        text_intermediate=1536,
+        adapter_intermediate=1024,
+        crop_size=224,
+        max_crops=6,
+    ),
+}
+"""Named sizes for tests (``tiny``), the CPU benchmark's mid-size model and training experiments."""
+
+
+def _build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: index for index, token in enumerate(sorted(byte_alphabet))}
+    for token in CHAT_TOKENS:
+        vocab[token] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<|image|>", "video_token": "<|video|>"},
+    )
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": list(CHAT_TOKENS[1:]) + list(IMAGE_SPECIAL_TOKENS)}
+    )
+    tokenizer.padding_side = "left"
+    return tokenizer, len(vocab)
+
+
+def _build_config(spec: TinyMolmo2Spec, tokenizer, vocab_size: int):
+    from transformers import Molmo2Config
+
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in IMAGE_SPECIAL_TOKENS}
+    vit_heads_dim = spec.vit_width // spec.vit_heads
+    vision_init = spec.vision_init_range or (1.0 / spec.vit_width**0.5)
+    grid = spec.crop_size // spec.patch_size
+    config = Molmo2Config(
+        vision_config={
+            "hidden_size": spec.vit_width,
+            "intermediate_size": spec.vit_width * 4,
+            "num_hidden_layers": spec.vit_layers,
+            "num_attention_heads": spec.vit_heads,
+            "num_key_value_heads": spec.vit_heads,
+            "head_dim": vit_heads_dim,
+            "image_size": [spec.crop_size, spec.crop_size],
+            "patch_size": spec.patch_size,
+            "num_position_embeddings": grid * grid,
+            "initializer_range": vision_init,
+        },
+        adapter_config={
+            "vision_feature_layer": [-1] if spec.vit_layers < 2 else [-1, -2],
+            "hidden_size": spec.vit_width,
+            "num_attention_heads": spec.vit_heads,
+            "num_key_value_heads": spec.vit_heads,
+            "head_dim": vit_heads_dim,
+            "intermediate_size": spec.adapter_intermediate,
+            "text_hidden_size": spec.text_width,
+            "initializer_range": vision_init,
+        },
+        text_config={
+            "hidden_size": spec.text_width,
+            "num_attention_heads": spec.text_heads,
+            "num_key_value_heads": spec.text_kv_heads,
+            "head_dim": spec.text_width // spec.text_heads,
+            "vocab_size": vocab_size,
+            "additional_vocab_size": len(IMAGE_SPECIAL_TOKENS),
+            "num_hidden_layers": spec.text_layers,
+            "intermediate_size": spec.text_intermediate,
+            "max_position_embeddings": spec.max_position_embeddings,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+        image_start_token_id=ids["<im_start>"],
+        low_res_image_start_token_id=ids["<low_res_im_start>"],
+        image_end_token_id=ids["<im_end>"],
+        image_patch_id=ids["<im_patch>"],
+        frame_start_token_id=ids["<frame_start>"],
+        frame_end_token_id=ids["<frame_end>"],
+        **spec.extra,
+    )
+    config.bos_token_id = tokenizer.bos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def _build_processor(spec: TinyMolmo2Spec, tokenizer):
+    from transformers import Molmo2ImageProcessor, Molmo2Processor, Molmo2VideoProcessor
+
+    image_processor = Molmo2ImageProcessor(
+        size={"height": spec.crop_size, "width": spec.crop_size},
+        patch_size=spec.patch_size,
+        max_crops=spec.max_crops,
+        overlap_margins=list(spec.overlap_margins),
+        pooling_size=[2, 2],
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    video_processor = Molmo2VideoProcessor(
+        size={"height": spec.crop_size, "width": spec.crop_size},
+        patch_size=spec.patch_size,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        num_frames=8,
+    )
+    return Molmo2Processor(
+        image_processor=image_processor,
+        video_processor=video_processor,
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_tiny_molmo2(out_dir: str | Path, spec: TinyMolmo2Spec | None = None) -> Path:
+    """Write a randomly initialised Molmo2 checkpoint of ``spec``'s shape to ``out_dir`` and return the path.
+
+    The folder is self-contained and loads with ``ma.load_model(out_dir)`` or the plain transformers
+    ``from_pretrained`` calls, with ``HF_HUB_OFFLINE=1``.
+    """
+    import torch
+    from transformers import GenerationConfig, Molmo2ForConditionalGeneration
+
+    spec = spec or TinyMolmo2Spec()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer, vocab_size = _build_tokenizer()
+    config = _build_config(spec, tokenizer, vocab_size)
+    torch.manual_seed(spec.seed)
+    model = Molmo2ForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=64,
+    )
+    model.save_pretrained(out)
+    _build_processor(spec, tokenizer).save_pretrained(out)
+    (out / "molmo_agent.json").write_text(
+        json.dumps({"builder": "tiny_molmo2", "spec": _spec_dict(spec)}, indent=2)
+    )
+    logger.info("wrote tiny Molmo2 (%d parameters) to %s", sum(p.numel() for p in model.parameters()), out)
+    return out
+
+
+def _spec_dict(spec: TinyMolmo2Spec) -> dict:
+    from dataclasses import asdict
+
+    return asdict(spec)

@@ -1,0 +1,40 @@
+"""Device and dtype choice, in one place for every backend."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def choose_device(device: str | None) -> torch.device:
+    """CUDA when present (the point of a local GPU), else CPU; an explicit choice always wins."""
+    if device:
+        chosen = torch.device(device)
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine")
+        return chosen
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def choose_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """bf16 on CUDA (half the memory traffic, same accuracy for Molmo), fp32 on CPU (bf16 is slow there)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        try:
+            return DTYPES[dtype.lower()]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPES)}") from None
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

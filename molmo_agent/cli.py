@@ -1,0 +1,185 @@
+"""``molmo-agent`` command line. The only module that prints to the user.
+
+Sub-commands are registered in one table (:data:`COMMANDS`); each handler takes the parsed arguments and
+returns an exit code. Errors the user can fix (bad image, missing weights, empty query) are printed as one
+line starting with ``error:`` and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import MolmoAgentError
+
+SAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "sample.png"
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="Hub id or local folder (default: the embedded model)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda)")
+
+
+def cmd_point(args: argparse.Namespace) -> int:
+    from .annotate import draw_points
+    from .images import load_image
+    from .model import load_model
+
+    image_path = _image_argument(args.image)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    image = load_image(image_path)
+    result = model.point_detailed(image, args.query, all_occurrences=args.all)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        draw_points(image, result.points).save(out)
+    report = {
+        "model": model.info.model_id,
+        "image": str(image_path),
+        "image_size": list(image.size),
+        "query": args.query,
+        "points": [p.to_dict() for p in result.points],
+        "text": result.text,
+        "reason": result.reason,
+        "timings_ms": {
+            "decode": round(result.timings.decode_ms, 2),
+            "preprocess": round(result.timings.preprocess_ms, 2),
+            "model": round(result.timings.model_ms, 2),
+            "parse": round(result.timings.parse_ms, 2),
+        },
+        "annotated": str(args.out) if args.out else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_points(report)
+    return 0
+
+
+def _image_argument(value: str) -> Path:
+    """A path, or the word ``sample`` for the image bundled with the package."""
+    path = Path(value)
+    if value == "sample" and not path.exists():
+        return SAMPLE_IMAGE
+    return path
+
+
+def _print_points(report: dict) -> None:
+    print(f"model: {report['model']}   image: {report['image']} {tuple(report['image_size'])}")
+    print(f"query: {report['query']}")
+    if report["points"]:
+        for p in report["points"]:
+            print(f"  point {p['object_id']}: x={p['x']:.1f} y={p['y']:.1f} px  "
+                  f"(x_norm={p['x_norm']:.3f}, y_norm={p['y_norm']:.3f})  label={p['label']!r}")
+    else:
+        print(f"  no points: {report['reason']}")
+    print(f"model answer: {report['text']!r}")
+    if report["annotated"]:
+        print(f"annotated image: {report['annotated']}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .backends.registry import KNOWN_MODELS, is_available_locally
+
+    rows = [("model", "family", "parameters", "local", "loads with")]
+    for model in KNOWN_MODELS.values():
+        local = "yes" if is_available_locally(model.model_id) else "no"
+        rows.append((model.model_id, model.family, model.parameters, local, model.loads_with))
+    if args.json:
+        print(json.dumps([dict(zip(rows[0], row, strict=True)) for row in rows[1:]], indent=2))
+        return 0
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_cpu_bench
+
+    results = run_cpu_bench(model=args.model, preset=args.preset, runs=args.runs, budget=args.budget,
+                            device=args.device, dtype=args.dtype)
+    print(json.dumps(results, indent=2) if args.json else results["table"])
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_build_tiny(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+
+    spec = replace(PRESETS[args.preset], seed=args.seed)
+    out = build_tiny_molmo2(args.out, spec)
+    size_kb = sum(f.stat().st_size for f in out.iterdir()) / 1024
+    print(f"wrote {args.preset} Molmo2 checkpoint to {out} ({size_kb:.0f} KiB); load it with --model {out}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="molmo-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    point = sub.add_parser("point", help="point to an object in an image")
+    point.add_argument("image", help="image file, or 'sample' for the bundled sample image")
+    point.add_argument("query", help="what to point at, e.g. 'the red mug'")
+    point.add_argument("--all", action="store_true", help="ask for every occurrence")
+    point.add_argument("--json", action="store_true", help="print the result as JSON")
+    point.add_argument("--out", help="write the image with the points drawn to this PNG")
+    _add_model_args(point)
+
+    models = sub.add_parser("models", help="list known models and whether they are on this machine")
+    models.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="CPU latency breakdown of model.point on a 1280x720 screenshot")
+    bench.add_argument("--preset", default="tiny", help="tiny checkpoint size to build when --model is absent")
+    bench.add_argument("--runs", type=int, default=7)
+    bench.add_argument("--budget", type=int, default=64, help="fixed token budget to compare stopping against")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--out", help="also write the results as JSON here")
+    _add_model_args(bench)
+
+    tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
+    tiny.add_argument("out", help="output folder")
+    tiny.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
+    tiny.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "point": cmd_point,
+    "models": cmd_models,
+    "bench": cmd_bench,
+    "build-tiny": cmd_build_tiny,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_transformers()
+    try:
+        return COMMANDS[args.command](args)
+    except MolmoAgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _quiet_transformers() -> None:
+    """Progress bars and load reports from transformers are noise on a CLI's stdout/stderr."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

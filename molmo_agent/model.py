@@ -1,0 +1,258 @@
+"""The user-facing model: point, count, act and generate over any backend, single or batched.
+
+This layer owns the pipeline around the network: decode the caller's images (one place: ``images``),
+build the prompt (``prompts``), call the backend in one batch, and turn answer text into points or actions
+(``parsing``), mapped onto the pixels of the caller's ORIGINAL images. Backends never see coordinates.
+
+Batches: pass a *list of queries* (and a list of images of the same length) to get a list of results;
+with a single query string, a list of images is one multi-image request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from . import prompts
+from .actions import Action
+from .backends.base import Backend, Generation, GenerationOptions, ModelInfo, Request
+from .errors import QueryError
+from .geometry import Size, fit_within
+from .images import ImageLike, ImageLimits, load_image
+from .parsing import parse_action_detailed, parse_points_detailed
+from .points import Point
+
+MODEL_INPUT_MAX_PIXELS = 4_000_000
+"""Images larger than this are downscaled before preprocessing: Molmo sees at most ~1.2 MP of crops, so
+bigger inputs only cost decode/resize time. Points are mapped back through normalised coordinates, exactly."""
+
+POINT_OPTIONS = GenerationOptions(max_new_tokens=256, stop_at_answer=True)
+ACT_OPTIONS = GenerationOptions(max_new_tokens=96)
+GENERATE_OPTIONS = GenerationOptions(max_new_tokens=200)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds spent per stage for one request (batch stages are shared equally by its requests)."""
+
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    model_ms: float = 0.0
+    parse_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.preprocess_ms + self.model_ms + self.parse_ms
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """Points plus the raw answer and why nothing was found, for callers who need more than the list."""
+
+    points: list[Point]
+    text: str
+    reason: str | None
+    image_sizes: list[Size]
+    num_generated_tokens: int
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def count(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """The parsed action (``None`` when the answer was not an action: see ``reason``) and the raw answer."""
+
+    action: Action | None
+    text: str
+    reason: str | None
+    image_size: Size
+    num_generated_tokens: int
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    images: tuple[Image.Image, ...]
+    sizes: list[Size]
+    decode_ms: float
+
+
+class MolmoModel:
+    """A loaded Molmo (any family, any backend) with task-level methods."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        limits: ImageLimits | None = None,
+        model_input_max_pixels: int = MODEL_INPUT_MAX_PIXELS,
+    ) -> None:
+        self.backend = backend
+        self.limits = limits or ImageLimits()
+        self.model_input_max_pixels = model_input_max_pixels
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    @property
+    def family(self) -> str:
+        return self.backend.family
+
+    # -- task methods -------------------------------------------------------------------------------------
+
+    def point(self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False,
+              bgr: bool = False) -> list[Point] | list[list[Point]]:
+        """Points for ``query`` in pixels of the original image(s); a list of queries gives a list of lists."""
+        results = self.point_detailed(image, query, all_occurrences=all_occurrences, bgr=bgr)
+        return [r.points for r in results] if isinstance(results, list) else results.points
+
+    def count(self, image: Any, query: str | Sequence[str], *, bgr: bool = False) -> int | list[int]:
+        """How many instances: the number of points Molmo marks while counting (0 for "There are none.")."""
+        results = self.count_detailed(image, query, bgr=bgr)
+        return [r.count for r in results] if isinstance(results, list) else results.count
+
+    def act(self, screenshot: Any, goal: str | Sequence[str], *, step: str | Sequence[str | None] | None = None,
+            history: Sequence[Action] = (), bgr: bool = False) -> Action | None | list[Action | None]:
+        """One action for the screen, or ``None`` when the answer is not an action (see :meth:`act_detailed`).
+
+        ``history`` is accepted for API stability; Molmo's AndroidControl format has no history slot
+        (one screenshot, no previous actions), so it is not put into the prompt.
+        """
+        results = self.act_detailed(screenshot, goal, step=step, history=history, bgr=bgr)
+        return [r.action for r in results] if isinstance(results, list) else results.action
+
+    def generate(self, image: Any, prompt: str | Sequence[str], *, options: GenerationOptions | None = None,
+                 bgr: bool = False) -> str | list[str]:
+        """Free-form answer text for a prompt about the image(s)."""
+        batch, images, texts = _as_batch(image, prompt)
+        prompts_ = [prompts.free_prompt(text) for text in texts]
+        prepared = [self._prepare(item, bgr) for item in images]
+        generations = self._run(prepared, prompts_, options or GENERATE_OPTIONS)
+        answers = [g.text for g in generations]
+        return answers if batch else answers[0]
+
+    # -- detailed forms -------------------------------------------------------------------------------------
+
+    def point_detailed(self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False,
+                       bgr: bool = False) -> PointResult | list[PointResult]:
+        build = lambda q: prompts.point_prompt(q, self.family, all_occurrences=all_occurrences)  # noqa: E731
+        return self._points(image, query, build, bgr)
+
+    def count_detailed(self, image: Any, query: str | Sequence[str], *,
+                       bgr: bool = False) -> PointResult | list[PointResult]:
+        return self._points(image, query, lambda q: prompts.count_prompt(q, self.family), bgr)
+
+    def act_detailed(self, screenshot: Any, goal: str | Sequence[str], *,
+                     step: str | Sequence[str | None] | None = None, history: Sequence[Action] = (),
+                     bgr: bool = False) -> ActResult | list[ActResult]:
+        batch, images, goals = _as_batch(screenshot, goal)
+        steps = _broadcast(step, len(goals), "step")
+        prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
+        prepared = [self._prepare(item, bgr) for item in images]
+        generations = self._run(prepared, prompt_texts, ACT_OPTIONS)
+        results = []
+        for prep, gen in zip(prepared, generations, strict=True):
+            started = time.perf_counter()
+            parsed = parse_action_detailed(gen.text, prep.sizes[0])
+            results.append(ActResult(parsed.action, gen.text, parsed.reason, prep.sizes[0],
+                                     gen.num_generated_tokens, _timings(prep, gen, started)))
+        return results if batch else results[0]
+
+    # -- pipeline -------------------------------------------------------------------------------------------
+
+    def _points(self, image: Any, query: str | Sequence[str], build: Callable[[str], str],
+                bgr: bool) -> PointResult | list[PointResult]:
+        batch, images, queries = _as_batch(image, query)
+        prompt_texts = [build(q) for q in queries]
+        prepared = [self._prepare(item, bgr) for item in images]
+        generations = self._run(prepared, prompt_texts, POINT_OPTIONS)
+        results = []
+        for prep, gen in zip(prepared, generations, strict=True):
+            started = time.perf_counter()
+            parsed = parse_points_detailed(gen.text, prep.sizes)
+            results.append(PointResult(list(parsed.points), gen.text, parsed.reason, prep.sizes,
+                                       gen.num_generated_tokens, _timings(prep, gen, started)))
+        return results if batch else results[0]
+
+    def _prepare(self, item: Any, bgr: bool) -> _Prepared:
+        """Decode the caller's image(s) once, remember original sizes, downscale what the model need not see."""
+        started = time.perf_counter()
+        originals = [load_image(one, bgr=bgr, limits=self.limits) for one in _as_image_list(item)]
+        model_images = tuple(self._model_view(img) for img in originals)
+        return _Prepared(model_images, [img.size for img in originals], (time.perf_counter() - started) * 1000)
+
+    def _model_view(self, img: Image.Image) -> Image.Image:
+        target = fit_within(img.size, self.model_input_max_pixels)
+        return img if target == img.size else img.resize(target, Image.Resampling.BILINEAR)
+
+    def _run(self, prepared: Sequence[_Prepared], prompt_texts: Sequence[str],
+             options: GenerationOptions) -> list[Generation]:
+        requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
+        return self.backend.generate(requests, options)
+
+
+def _timings(prep: _Prepared, gen: Generation, parse_started: float) -> Timings:
+    return Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, (time.perf_counter() - parse_started) * 1000)
+
+
+def _as_batch(image: Any, text: str | Sequence[str]) -> tuple[bool, list[Any], list[str]]:
+    """Normalise (image, text) into parallel lists and say whether the caller asked for a batch."""
+    if isinstance(text, str):
+        return False, [image], [text]
+    if not isinstance(text, Sequence) or not text:
+        raise QueryError("pass a query string, or a non-empty list of query strings for a batch")
+    if not isinstance(image, list | tuple) or len(image) != len(text):
+        raise QueryError(
+            f"a batch of {len(text)} queries needs a list of {len(text)} images (one per query; an item may "
+            "itself be a list of images for a multi-image query)"
+        )
+    return True, list(image), list(text)
+
+
+def _as_image_list(item: Any) -> list[ImageLike]:
+    """One image or a list/tuple of images (a multi-image request)."""
+    if isinstance(item, list | tuple):
+        if not item:
+            raise QueryError("an empty list of images was passed: give at least one image")
+        return list(item)
+    return [item]
+
+
+def _broadcast(value: T | Sequence[T] | None, n: int, name: str) -> list[T | None]:
+    if value is None or isinstance(value, str):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise QueryError(f"{name} has {len(values)} entries for a batch of {n}")
+    return values
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    *,
+    limits: ImageLimits | None = None,
+) -> MolmoModel:
+    """Load a Molmo by Hub id or local folder; ``None`` loads the embedded default model.
+
+    Raises:
+        ModelNotFoundError: the weights are not on this machine (the message says how to provide them).
+        ModelLoadError: the files are there but cannot be loaded by this environment.
+    """
+    from .backends.registry import backend_class, resolve
+
+    resolved = resolve(name_or_path)
+    backend = backend_class(resolved.family)(resolved, device=device, dtype=dtype)
+    return MolmoModel(backend, limits=limits)
