@@ -33,7 +33,9 @@ def synthetic_screenshot(size: tuple[int, int] = SCREEN_SIZE) -> bytes:
     for row in range(8):
         y = 80 + row * 50
         draw.rectangle((40, y, w // 2, y + 12), fill=(160, 166, 176))
-    draw.rounded_rectangle((int(w * 0.37), int(h * 0.62), int(w * 0.45), int(h * 0.69)), 8, fill=(40, 110, 220))
+    draw.rounded_rectangle(
+        (int(w * 0.37), int(h * 0.62), int(w * 0.45), int(h * 0.69)), 8, fill=(40, 110, 220)
+    )
     draw.text((int(w * 0.385), int(h * 0.645)), "Save", fill=(255, 255, 255))
     buffer = io.BytesIO()
     img.save(buffer, format="PNG")
@@ -44,8 +46,14 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples), 2)
 
 
-def run_cpu_bench(model: str | None = None, preset: str = "tiny", runs: int = 7, budget: int = 64,
-                  device: str | None = None, dtype: str | None = None) -> dict:
+def run_cpu_bench(
+    model: str | None = None,
+    preset: str = "tiny",
+    runs: int = 7,
+    budget: int = 64,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> dict:
     """Measure one 1280x720 point query end to end; returns numbers and a printable table."""
     with tempfile.TemporaryDirectory() as tmp:
         location = model or _build_preset(preset, tmp)
@@ -121,8 +129,11 @@ def _table(n: dict) -> str:
         ("generated tokens, stop at closing tag", f"{n['tokens_with_stop']}"),
         ("generated tokens, fixed budget", f"{n['tokens_fixed_budget']}"),
         ("tokens saved", f"{n['tokens_saved']} ({n['tokens_saved'] / max(n['tokens_fixed_budget'], 1):.0%})"),
-        ("model time fixed budget / stop", f"{n['model_ms_fixed_budget']:.2f} ms / {n['model_ms']:.2f} ms "
-                                           f"= {n['model_time_ratio_fixed_over_stop']}x"),
+        (
+            "model time fixed budget / stop",
+            f"{n['model_ms_fixed_budget']:.2f} ms / {n['model_ms']:.2f} ms "
+            f"= {n['model_time_ratio_fixed_over_stop']}x",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -74,8 +74,10 @@ def _print_points(report: dict) -> None:
     print(f"query: {report['query']}")
     if report["points"]:
         for p in report["points"]:
-            print(f"  point {p['object_id']}: x={p['x']:.1f} y={p['y']:.1f} px  "
-                  f"(x_norm={p['x_norm']:.3f}, y_norm={p['y_norm']:.3f})  label={p['label']!r}")
+            print(
+                f"  point {p['object_id']}: x={p['x']:.1f} y={p['y']:.1f} px  "
+                f"(x_norm={p['x_norm']:.3f}, y_norm={p['y_norm']:.3f})  label={p['label']!r}"
+            )
     else:
         print(f"  no points: {report['reason']}")
     print(f"model answer: {report['text']!r}")
@@ -102,8 +104,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_cpu_bench
 
-    results = run_cpu_bench(model=args.model, preset=args.preset, runs=args.runs, budget=args.budget,
-                            device=args.device, dtype=args.dtype)
+    results = run_cpu_bench(
+        model=args.model,
+        preset=args.preset,
+        runs=args.runs,
+        budget=args.budget,
+        device=args.device,
+        dtype=args.dtype,
+    )
     print(json.dumps(results, indent=2) if args.json else results["table"])
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
@@ -139,9 +147,13 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="CPU latency breakdown of model.point on a 1280x720 screenshot")
-    bench.add_argument("--preset", default="tiny", help="tiny checkpoint size to build when --model is absent")
+    bench.add_argument(
+        "--preset", default="tiny", help="tiny checkpoint size to build when --model is absent"
+    )
     bench.add_argument("--runs", type=int, default=7)
-    bench.add_argument("--budget", type=int, default=64, help="fixed token budget to compare stopping against")
+    bench.add_argument(
+        "--budget", type=int, default=64, help="fixed token budget to compare stopping against"
+    )
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--out", help="also write the results as JSON here")
     _add_model_args(bench)
@@ -163,7 +175,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
     if not args.verbose:
         _quiet_transformers()
     try:

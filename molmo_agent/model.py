@@ -111,9 +111,10 @@ class MolmoModel:
 
     # -- task methods -------------------------------------------------------------------------------------
 
-    def point(self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False,
-              bgr: bool = False) -> list[Point] | list[list[Point]]:
-        """Points for ``query`` in pixels of the original image(s); a list of queries gives a list of lists."""
+    def point(
+        self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False, bgr: bool = False
+    ) -> list[Point] | list[list[Point]]:
+        """Points for ``query`` in original-image pixels; a list of queries gives a list of lists."""
         results = self.point_detailed(image, query, all_occurrences=all_occurrences, bgr=bgr)
         return [r.points for r in results] if isinstance(results, list) else results.points
 
@@ -122,8 +123,15 @@ class MolmoModel:
         results = self.count_detailed(image, query, bgr=bgr)
         return [r.count for r in results] if isinstance(results, list) else results.count
 
-    def act(self, screenshot: Any, goal: str | Sequence[str], *, step: str | Sequence[str | None] | None = None,
-            history: Sequence[Action] = (), bgr: bool = False) -> Action | None | list[Action | None]:
+    def act(
+        self,
+        screenshot: Any,
+        goal: str | Sequence[str],
+        *,
+        step: str | Sequence[str | None] | None = None,
+        history: Sequence[Action] = (),
+        bgr: bool = False,
+    ) -> Action | list[Action | None] | None:
         """One action for the screen, or ``None`` when the answer is not an action (see :meth:`act_detailed`).
 
         ``history`` is accepted for API stability; Molmo's AndroidControl format has no history slot
@@ -132,8 +140,14 @@ class MolmoModel:
         results = self.act_detailed(screenshot, goal, step=step, history=history, bgr=bgr)
         return [r.action for r in results] if isinstance(results, list) else results.action
 
-    def generate(self, image: Any, prompt: str | Sequence[str], *, options: GenerationOptions | None = None,
-                 bgr: bool = False) -> str | list[str]:
+    def generate(
+        self,
+        image: Any,
+        prompt: str | Sequence[str],
+        *,
+        options: GenerationOptions | None = None,
+        bgr: bool = False,
+    ) -> str | list[str]:
         """Free-form answer text for a prompt about the image(s)."""
         batch, images, texts = _as_batch(image, prompt)
         prompts_ = [prompts.free_prompt(text) for text in texts]
@@ -144,18 +158,26 @@ class MolmoModel:
 
     # -- detailed forms -------------------------------------------------------------------------------------
 
-    def point_detailed(self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False,
-                       bgr: bool = False) -> PointResult | list[PointResult]:
+    def point_detailed(
+        self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False, bgr: bool = False
+    ) -> PointResult | list[PointResult]:
         build = lambda q: prompts.point_prompt(q, self.family, all_occurrences=all_occurrences)  # noqa: E731
         return self._points(image, query, build, bgr)
 
-    def count_detailed(self, image: Any, query: str | Sequence[str], *,
-                       bgr: bool = False) -> PointResult | list[PointResult]:
+    def count_detailed(
+        self, image: Any, query: str | Sequence[str], *, bgr: bool = False
+    ) -> PointResult | list[PointResult]:
         return self._points(image, query, lambda q: prompts.count_prompt(q, self.family), bgr)
 
-    def act_detailed(self, screenshot: Any, goal: str | Sequence[str], *,
-                     step: str | Sequence[str | None] | None = None, history: Sequence[Action] = (),
-                     bgr: bool = False) -> ActResult | list[ActResult]:
+    def act_detailed(
+        self,
+        screenshot: Any,
+        goal: str | Sequence[str],
+        *,
+        step: str | Sequence[str | None] | None = None,
+        history: Sequence[Action] = (),
+        bgr: bool = False,
+    ) -> ActResult | list[ActResult]:
         batch, images, goals = _as_batch(screenshot, goal)
         steps = _broadcast(step, len(goals), "step")
         prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
@@ -165,14 +187,23 @@ class MolmoModel:
         for prep, gen in zip(prepared, generations, strict=True):
             started = time.perf_counter()
             parsed = parse_action_detailed(gen.text, prep.sizes[0])
-            results.append(ActResult(parsed.action, gen.text, parsed.reason, prep.sizes[0],
-                                     gen.num_generated_tokens, _timings(prep, gen, started)))
+            results.append(
+                ActResult(
+                    parsed.action,
+                    gen.text,
+                    parsed.reason,
+                    prep.sizes[0],
+                    gen.num_generated_tokens,
+                    _timings(prep, gen, started),
+                )
+            )
         return results if batch else results[0]
 
     # -- pipeline -------------------------------------------------------------------------------------------
 
-    def _points(self, image: Any, query: str | Sequence[str], build: Callable[[str], str],
-                bgr: bool) -> PointResult | list[PointResult]:
+    def _points(
+        self, image: Any, query: str | Sequence[str], build: Callable[[str], str], bgr: bool
+    ) -> PointResult | list[PointResult]:
         batch, images, queries = _as_batch(image, query)
         prompt_texts = [build(q) for q in queries]
         prepared = [self._prepare(item, bgr) for item in images]
@@ -181,29 +212,42 @@ class MolmoModel:
         for prep, gen in zip(prepared, generations, strict=True):
             started = time.perf_counter()
             parsed = parse_points_detailed(gen.text, prep.sizes)
-            results.append(PointResult(list(parsed.points), gen.text, parsed.reason, prep.sizes,
-                                       gen.num_generated_tokens, _timings(prep, gen, started)))
+            results.append(
+                PointResult(
+                    list(parsed.points),
+                    gen.text,
+                    parsed.reason,
+                    prep.sizes,
+                    gen.num_generated_tokens,
+                    _timings(prep, gen, started),
+                )
+            )
         return results if batch else results[0]
 
     def _prepare(self, item: Any, bgr: bool) -> _Prepared:
-        """Decode the caller's image(s) once, remember original sizes, downscale what the model need not see."""
+        """Decode the caller's image(s) once, keep original sizes, downscale what the model need not see."""
         started = time.perf_counter()
         originals = [load_image(one, bgr=bgr, limits=self.limits) for one in _as_image_list(item)]
         model_images = tuple(self._model_view(img) for img in originals)
-        return _Prepared(model_images, [img.size for img in originals], (time.perf_counter() - started) * 1000)
+        return _Prepared(
+            model_images, [img.size for img in originals], (time.perf_counter() - started) * 1000
+        )
 
     def _model_view(self, img: Image.Image) -> Image.Image:
         target = fit_within(img.size, self.model_input_max_pixels)
         return img if target == img.size else img.resize(target, Image.Resampling.BILINEAR)
 
-    def _run(self, prepared: Sequence[_Prepared], prompt_texts: Sequence[str],
-             options: GenerationOptions) -> list[Generation]:
+    def _run(
+        self, prepared: Sequence[_Prepared], prompt_texts: Sequence[str], options: GenerationOptions
+    ) -> list[Generation]:
         requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
         return self.backend.generate(requests, options)
 
 
 def _timings(prep: _Prepared, gen: Generation, parse_started: float) -> Timings:
-    return Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, (time.perf_counter() - parse_started) * 1000)
+    return Timings(
+        prep.decode_ms, gen.preprocess_ms, gen.model_ms, (time.perf_counter() - parse_started) * 1000
+    )
 
 
 def _as_batch(image: Any, text: str | Sequence[str]) -> tuple[bool, list[Any], list[str]]:

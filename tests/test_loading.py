@@ -15,8 +15,13 @@ from molmo_agent.backends.registry import DEFAULT_MODEL_DIR, KNOWN_MODELS, resol
 def test_registry_knows_the_seven_published_checkpoints():
     published = {m for m in KNOWN_MODELS if m.startswith("allenai/")}
     assert published == {
-        "allenai/MolmoE-1B-0924", "allenai/Molmo-7B-O-0924", "allenai/Molmo-7B-D-0924", "allenai/Molmo-72B-0924",
-        "allenai/Molmo2-4B", "allenai/Molmo2-8B", "allenai/Molmo2-O-7B",
+        "allenai/MolmoE-1B-0924",
+        "allenai/Molmo-7B-O-0924",
+        "allenai/Molmo-7B-D-0924",
+        "allenai/Molmo-72B-0924",
+        "allenai/Molmo2-4B",
+        "allenai/Molmo2-8B",
+        "allenai/Molmo2-O-7B",
     }
     assert {KNOWN_MODELS[m].family for m in published if "Molmo2" in m} == {"molmo2"}
     assert {KNOWN_MODELS[m].family for m in published if "Molmo2" not in m} == {"molmo1"}
@@ -52,7 +57,7 @@ def test_known_model_without_weights_offline_names_the_model_and_the_fix(model_i
 
 
 def test_unknown_name_is_a_clear_error():
-    with pytest.raises(ma.ModelNotFoundError, match="unknown model 'someone/NotAModel'"):
+    with pytest.raises(ma.ModelNotFoundError, match=r"unknown model 'someone/NotAModel'"):
         ma.load_model("someone/NotAModel")
 
 
@@ -62,7 +67,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_folder_without_config_is_a_clear_error(tmp_path):
-    with pytest.raises(ma.ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ma.ModelNotFoundError, match=r"no config\.json"):
         ma.load_model(tmp_path)
 
 
@@ -110,8 +115,11 @@ def test_molmo1_patch_supplies_the_removed_helper_to_the_remote_base_class():
 
 def test_molmo1_incompatibility_is_detected_from_the_remote_traceback():
     namespace = {}
-    code = compile("def broken():\n    raise AttributeError('gone')\n",
-                   os.path.join("cache", "transformers_modules", "modeling_molmo.py"), "exec")
+    code = compile(
+        "def broken():\n    raise AttributeError('gone')\n",
+        os.path.join("cache", "transformers_modules", "modeling_molmo.py"),
+        "exec",
+    )
     exec(code, namespace)
     with pytest.raises(AttributeError) as caught:
         namespace["broken"]()

@@ -74,7 +74,10 @@ def test_forced_answer_multi_image_request_uses_each_images_size(scripted):
     scripted.backend.script = lambda request: '<points coords="1 1 500 500;2 1 250 750">mug</points>'
     first, second = Image.new("RGB", (1000, 400)), Image.new("RGB", (200, 800))
     points = scripted.point([first, second], "the mug")
-    assert [(p.image_index, round(p.x, 3), round(p.y, 3)) for p in points] == [(0, 500.0, 200.0), (1, 50.0, 600.0)]
+    assert [(p.image_index, round(p.x, 3), round(p.y, 3)) for p in points] == [
+        (0, 500.0, 200.0),
+        (1, 50.0, 600.0),
+    ]
 
 
 def test_bgr_array_and_rgb_image_give_the_same_prompt_pixels(scripted):
@@ -158,6 +161,7 @@ def test_batch_needs_one_image_per_query(tiny_model):
 
 
 def test_import_is_light():
-    code = "import sys, molmo_agent; print(sorted(m for m in ('torch', 'transformers', 'cv2', 'grpc') if m in sys.modules))"
+    heavy = "('torch', 'transformers', 'cv2', 'grpc', 'pyautogui')"
+    code = f"import sys, molmo_agent; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
