@@ -46,7 +46,7 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples), 2)
 
 
-def run_cpu_bench(
+def run_point_bench(
     model: str | None = None,
     preset: str = "tiny",
     runs: int = 7,
@@ -73,7 +73,7 @@ def run_cpu_bench(
             mod.append(t.model_ms)
             parse.append(t.parse_ms)
             stopped_tokens.append(result.num_generated_tokens)
-        fixed = _fixed_budget_run(backend, molmo, png, budget)
+        fixed = _fixed_budget_run(backend, png, budget)
     info = backend.info
     numbers = {
         "model": info.model_id if model else f"tiny preset {preset!r} ({info.num_parameters:,} parameters)",
@@ -103,7 +103,7 @@ def _build_preset(preset: str, folder: str) -> str:
     return str(build_tiny_molmo2(f"{folder}/{preset}", PRESETS[preset]))
 
 
-def _fixed_budget_run(backend: ScriptedMolmo2Backend, molmo: MolmoModel, png: bytes, budget: int) -> dict:
+def _fixed_budget_run(backend: ScriptedMolmo2Backend, png: bytes, budget: int) -> dict:
     """The same request decoded to a fixed budget with no early stop (what a 64-token cap costs)."""
     from .images import load_image
 

@@ -102,9 +102,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_cpu_bench
+    from .bench import run_point_bench
 
-    results = run_cpu_bench(
+    results = run_point_bench(
         model=args.model,
         preset=args.preset,
         runs=args.runs,
