@@ -36,6 +36,7 @@ ACT_OPTIONS = GenerationOptions(max_new_tokens=96)
 GENERATE_OPTIONS = GenerationOptions(max_new_tokens=200)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,10 @@ class MolmoModel:
     ) -> str | list[str]:
         """Free-form answer text for a prompt about the image(s)."""
         batch, images, texts = _as_batch(image, prompt)
-        prompts_ = [prompts.free_prompt(text) for text in texts]
-        prepared = [self._prepare(item, bgr) for item in images]
-        generations = self._run(prepared, prompts_, options or GENERATE_OPTIONS)
-        answers = [g.text for g in generations]
+        prompt_texts = [prompts.free_prompt(text) for text in texts]
+        answers = self._ask(
+            images, prompt_texts, options or GENERATE_OPTIONS, bgr, lambda prep, gen: gen.text
+        )
         return answers if batch else answers[0]
 
     # -- detailed forms -------------------------------------------------------------------------------------
@@ -161,13 +162,20 @@ class MolmoModel:
     def point_detailed(
         self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False, bgr: bool = False
     ) -> PointResult | list[PointResult]:
-        build = lambda q: prompts.point_prompt(q, self.family, all_occurrences=all_occurrences)  # noqa: E731
-        return self._points(image, query, build, bgr)
+        batch, images, queries = _as_batch(image, query)
+        prompt_texts = [
+            prompts.point_prompt(q, self.family, all_occurrences=all_occurrences) for q in queries
+        ]
+        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, _read_points)
+        return results if batch else results[0]
 
     def count_detailed(
         self, image: Any, query: str | Sequence[str], *, bgr: bool = False
     ) -> PointResult | list[PointResult]:
-        return self._points(image, query, lambda q: prompts.count_prompt(q, self.family), bgr)
+        batch, images, queries = _as_batch(image, query)
+        prompt_texts = [prompts.count_prompt(q, self.family) for q in queries]
+        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, _read_points)
+        return results if batch else results[0]
 
     def act_detailed(
         self,
@@ -181,73 +189,55 @@ class MolmoModel:
         batch, images, goals = _as_batch(screenshot, goal)
         steps = _broadcast(step, len(goals), "step")
         prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
-        prepared = [self._prepare(item, bgr) for item in images]
-        generations = self._run(prepared, prompt_texts, ACT_OPTIONS)
-        results = []
-        for prep, gen in zip(prepared, generations, strict=True):
-            started = time.perf_counter()
-            parsed = parse_action_detailed(gen.text, prep.sizes[0])
-            results.append(
-                ActResult(
-                    parsed.action,
-                    gen.text,
-                    parsed.reason,
-                    prep.sizes[0],
-                    gen.num_generated_tokens,
-                    _timings(prep, gen, started),
-                )
-            )
+        results = self._ask(images, prompt_texts, ACT_OPTIONS, bgr, _read_action)
         return results if batch else results[0]
 
     # -- pipeline -------------------------------------------------------------------------------------------
 
-    def _points(
-        self, image: Any, query: str | Sequence[str], build: Callable[[str], str], bgr: bool
-    ) -> PointResult | list[PointResult]:
-        batch, images, queries = _as_batch(image, query)
-        prompt_texts = [build(q) for q in queries]
+    def _ask(
+        self,
+        images: Sequence[Any],
+        prompt_texts: Sequence[str],
+        options: GenerationOptions,
+        bgr: bool,
+        read: Callable[[_Prepared, Generation], R],
+    ) -> list[R]:
+        """Decode every image, run the whole batch in one backend call, and read each answer."""
         prepared = [self._prepare(item, bgr) for item in images]
-        generations = self._run(prepared, prompt_texts, POINT_OPTIONS)
-        results = []
-        for prep, gen in zip(prepared, generations, strict=True):
-            started = time.perf_counter()
-            parsed = parse_points_detailed(gen.text, prep.sizes)
-            results.append(
-                PointResult(
-                    list(parsed.points),
-                    gen.text,
-                    parsed.reason,
-                    prep.sizes,
-                    gen.num_generated_tokens,
-                    _timings(prep, gen, started),
-                )
-            )
-        return results if batch else results[0]
+        requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
+        generations = self.backend.generate(requests, options)
+        return [read(prep, gen) for prep, gen in zip(prepared, generations, strict=True)]
 
     def _prepare(self, item: Any, bgr: bool) -> _Prepared:
         """Decode the caller's image(s) once, keep original sizes, downscale what the model need not see."""
         started = time.perf_counter()
         originals = [load_image(one, bgr=bgr, limits=self.limits) for one in _as_image_list(item)]
         model_images = tuple(self._model_view(img) for img in originals)
-        return _Prepared(
-            model_images, [img.size for img in originals], (time.perf_counter() - started) * 1000
-        )
+        return _Prepared(model_images, [img.size for img in originals], _elapsed_ms(started))
 
     def _model_view(self, img: Image.Image) -> Image.Image:
         target = fit_within(img.size, self.model_input_max_pixels)
         return img if target == img.size else img.resize(target, Image.Resampling.BILINEAR)
 
-    def _run(
-        self, prepared: Sequence[_Prepared], prompt_texts: Sequence[str], options: GenerationOptions
-    ) -> list[Generation]:
-        requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
-        return self.backend.generate(requests, options)
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
-def _timings(prep: _Prepared, gen: Generation, parse_started: float) -> Timings:
-    return Timings(
-        prep.decode_ms, gen.preprocess_ms, gen.model_ms, (time.perf_counter() - parse_started) * 1000
+def _read_points(prep: _Prepared, gen: Generation) -> PointResult:
+    started = time.perf_counter()
+    parsed = parse_points_detailed(gen.text, prep.sizes)
+    timings = Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, _elapsed_ms(started))
+    return PointResult(
+        list(parsed.points), gen.text, parsed.reason, prep.sizes, gen.num_generated_tokens, timings
     )
+
+
+def _read_action(prep: _Prepared, gen: Generation) -> ActResult:
+    started = time.perf_counter()
+    parsed = parse_action_detailed(gen.text, prep.sizes[0])
+    timings = Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, _elapsed_ms(started))
+    return ActResult(parsed.action, gen.text, parsed.reason, prep.sizes[0], gen.num_generated_tokens, timings)
 
 
 def _as_batch(image: Any, text: str | Sequence[str]) -> tuple[bool, list[Any], list[str]]:
