@@ -82,7 +82,9 @@ class ActResult:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class PreparedImages:
+    """The caller's images decoded once: what the model sees, and the original sizes points map onto."""
+
     images: tuple[Image.Image, ...]
     sizes: list[Size]
     decode_ms: float
@@ -166,7 +168,7 @@ class MolmoModel:
         prompt_texts = [
             prompts.point_prompt(q, self.family, all_occurrences=all_occurrences) for q in queries
         ]
-        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, _read_points)
+        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, read_points)
         return results if batch else results[0]
 
     def count_detailed(
@@ -174,7 +176,7 @@ class MolmoModel:
     ) -> PointResult | list[PointResult]:
         batch, images, queries = _as_batch(image, query)
         prompt_texts = [prompts.count_prompt(q, self.family) for q in queries]
-        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, _read_points)
+        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, read_points)
         return results if batch else results[0]
 
     def act_detailed(
@@ -189,7 +191,7 @@ class MolmoModel:
         batch, images, goals = _as_batch(screenshot, goal)
         steps = _broadcast(step, len(goals), "step")
         prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
-        results = self._ask(images, prompt_texts, ACT_OPTIONS, bgr, _read_action)
+        results = self._ask(images, prompt_texts, ACT_OPTIONS, bgr, read_action)
         return results if batch else results[0]
 
     # -- pipeline -------------------------------------------------------------------------------------------
@@ -200,20 +202,29 @@ class MolmoModel:
         prompt_texts: Sequence[str],
         options: GenerationOptions,
         bgr: bool,
-        read: Callable[[_Prepared, Generation], R],
+        read: Callable[[PreparedImages, Generation], R],
     ) -> list[R]:
         """Decode every image, run the whole batch in one backend call, and read each answer."""
-        prepared = [self._prepare(item, bgr) for item in images]
+        prepared = [self.prepare(item, bgr) for item in images]
         requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
         generations = self.backend.generate(requests, options)
         return [read(prep, gen) for prep, gen in zip(prepared, generations, strict=True)]
 
-    def _prepare(self, item: Any, bgr: bool) -> _Prepared:
-        """Decode the caller's image(s) once, keep original sizes, downscale what the model need not see."""
+    def prepare(self, item: Any, bgr: bool | Sequence[bool] = False) -> PreparedImages:
+        """Decode the caller's image(s) once, keep original sizes, downscale what the model need not see.
+
+        ``bgr`` may be one flag for all images or one per image (a server receives mixed raw formats).
+        """
         started = time.perf_counter()
-        originals = [load_image(one, bgr=bgr, limits=self.limits) for one in _as_image_list(item)]
+        items = _as_image_list(item)
+        flags = [bgr] * len(items) if isinstance(bgr, bool) else list(bgr)
+        if len(flags) != len(items):
+            raise QueryError(f"{len(flags)} bgr flags for {len(items)} images")
+        originals = [
+            load_image(one, bgr=flag, limits=self.limits) for one, flag in zip(items, flags, strict=True)
+        ]
         model_images = tuple(self._model_view(img) for img in originals)
-        return _Prepared(model_images, [img.size for img in originals], _elapsed_ms(started))
+        return PreparedImages(model_images, [img.size for img in originals], _elapsed_ms(started))
 
     def _model_view(self, img: Image.Image) -> Image.Image:
         target = fit_within(img.size, self.model_input_max_pixels)
@@ -224,7 +235,8 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _read_points(prep: _Prepared, gen: Generation) -> PointResult:
+def read_points(prep: PreparedImages, gen: Generation) -> PointResult:
+    """Answer text -> points in the original images' pixels (shared by the library and the server)."""
     started = time.perf_counter()
     parsed = parse_points_detailed(gen.text, prep.sizes)
     timings = Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, _elapsed_ms(started))
@@ -233,7 +245,8 @@ def _read_points(prep: _Prepared, gen: Generation) -> PointResult:
     )
 
 
-def _read_action(prep: _Prepared, gen: Generation) -> ActResult:
+def read_action(prep: PreparedImages, gen: Generation) -> ActResult:
+    """Answer text -> action in the screenshot's pixels (shared by the library and the server)."""
     started = time.perf_counter()
     parsed = parse_action_detailed(gen.text, prep.sizes[0])
     timings = Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, _elapsed_ms(started))

@@ -1,0 +1,157 @@
+"""Server bootstrap: create, register, bind, start, wait, and stop with a grace period.
+
+``serve`` is the asyncio entry point (``molmo-agent serve``); ``start_in_thread`` runs the same server on
+its own event loop in a background thread, which tests, benchmarks and embedding applications use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..images import ImageLimits
+from ..model import MolmoModel, load_model
+from ..v1 import service_pb2
+from .auth import BearerTokenInterceptor
+from .batcher import Batcher
+from .config import ServerConfig
+from .servicer import MolmoAgentServicer, method_handlers
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["MolmoAgent"].full_name
+WARMUP_IMAGE_SIZE = (64, 48)
+
+
+@dataclass
+class RunningServer:
+    """Handles of a started server."""
+
+    server: grpc.aio.Server
+    port: int
+    servicer: MolmoAgentServicer
+    batcher: Batcher
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace_s: float | None) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace_s``, then stop the batcher."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        await self.batcher.stop()
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None:
+        return None
+    key, cert = config.tls_key.read_bytes(), config.tls_cert.read_bytes()
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _warm_up(model: MolmoModel) -> None:
+    """One real request before SERVING, so the first client does not pay for lazy initialisation."""
+    from PIL import Image
+
+    model.point(Image.new("RGB", WARMUP_IMAGE_SIZE, (128, 128, 128)), "the centre")
+
+
+async def start(config: ServerConfig, model: MolmoModel | None = None) -> RunningServer:
+    """Load (unless given) and warm the model, then start serving; health says SERVING only after that."""
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
+    server = grpc.aio.server(options=options, interceptors=interceptors)
+    servicer = MolmoAgentServicer(config)
+    server.add_generic_rpc_handlers((method_handlers(servicer),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    credentials = _credentials(config)
+    port = (
+        server.add_secure_port(config.address, credentials)
+        if credentials
+        else server.add_insecure_port(config.address)
+    )
+    if port == 0:
+        raise OSError(f"could not bind {config.address}")
+    await server.start()  # health answers NOT_SERVING while the model loads
+    if model is None:
+        model = await asyncio.to_thread(
+            load_model,
+            config.model,
+            config.device,
+            config.dtype,
+            limits=ImageLimits(max_pixels=config.max_image_pixels),
+        )
+    if config.warmup:
+        await asyncio.to_thread(_warm_up, model)
+    batcher = Batcher(model.backend, config.max_batch_size, config.max_batch_wait_ms / 1000, config.max_queue)
+    batcher.start()
+    servicer.attach(model, batcher)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info("serving %s on %s (port %d)", model.info.model_id, config.host, port)
+    return RunningServer(server, port, servicer, batcher, health_servicer)
+
+
+async def serve(config: ServerConfig, model: MolmoModel | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    running = await start(config, model)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("shutting down: finishing in-flight requests (grace %.1f s)", config.grace_s)
+        await running.stop(config.grace_s)
+
+
+class BackgroundServer:
+    """A server on its own event loop in a daemon thread (tests, benchmarks, embedding)."""
+
+    def __init__(self, config: ServerConfig, model: MolmoModel | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="molmo-server", daemon=True)
+        self._thread.start()
+        self.running: RunningServer = self._call(start(config, model))
+        self.port = self.running.port
+        self.config = config
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace_s: float | None = 0.5) -> None:
+        if self._loop.is_closed():
+            return
+        self._call(self.running.stop(grace_s))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,161 @@
+"""Dynamic batching: concurrent requests become one model call.
+
+Requests wait in a bounded queue. A single worker takes the first waiting request, then gathers more until
+the batch is full or ``max_wait`` has passed, drops every request whose caller has gone (cancelled, or its
+deadline passed) so the model never spends time on them, and runs the rest as one batch per distinct
+generation setting in a worker thread, keeping the event loop free for decoding and I/O.
+A failing batch fails only its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..backends.base import Backend, Generation, GenerationOptions, Request
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFullError(RuntimeError):
+    """More requests are waiting than the server accepts: answered RESOURCE_EXHAUSTED."""
+
+
+class DeadlinePassedError(RuntimeError):
+    """The request's deadline passed while it waited: it was never sent to the model."""
+
+
+@dataclass
+class BatchResult:
+    """A request's generation and how it was served."""
+
+    generation: Generation
+    queued_ms: float
+    batch_size: int
+
+
+@dataclass
+class _Job:
+    request: Request
+    options: GenerationOptions
+    future: asyncio.Future
+    enqueued: float
+    deadline: float | None
+
+    def wanted(self, now: float) -> bool:
+        """False when nobody waits for the answer any more (cancelled, or past its deadline)."""
+        if self.future.done():
+            return False
+        if self.deadline is not None and now >= self.deadline:
+            self.future.set_exception(DeadlinePassedError("deadline passed while queued"))
+            return False
+        return True
+
+
+@dataclass
+class BatchStats:
+    """Counters exposed through GetModelInfo."""
+
+    batch_sizes: Counter = field(default_factory=Counter)
+    skipped_gone: int = 0
+
+
+class Batcher:
+    def __init__(self, backend: Backend, max_batch_size: int, max_wait_s: float, max_queue: int) -> None:
+        self.backend = backend
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="molmo-model")
+        self._worker: asyncio.Task | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="molmo-batcher")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("server shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(
+        self, request: Request, options: GenerationOptions, deadline: float | None = None
+    ) -> BatchResult:
+        """Queue one request and wait for its answer; ``deadline`` is a ``time.monotonic()`` value."""
+        loop = asyncio.get_running_loop()
+        job = _Job(request, options, loop.create_future(), time.monotonic(), deadline)
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise QueueFullError(
+                f"{self._queue.maxsize} requests are already waiting; retry later or raise --max-queue"
+            ) from None
+        return await job.future  # cancelling this await marks the job unwanted
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._gather()
+            now = time.monotonic()
+            live = [job for job in batch if job.wanted(now)]
+            self.stats.skipped_gone += len(batch) - len(live)
+            for group in _group_by_options(live):
+                await self._execute(group)
+
+    async def _gather(self) -> list[_Job]:
+        batch = [await self._queue.get()]
+        until = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                while len(batch) < self.max_batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _execute(self, jobs: Sequence[_Job]) -> None:
+        started = time.monotonic()
+        requests = [job.request for job in jobs]
+        loop = asyncio.get_running_loop()
+        try:
+            generations = await loop.run_in_executor(
+                self._executor, self.backend.generate, requests, jobs[0].options
+            )
+        except Exception as exc:  # a model failure fails this batch only
+            logger.exception("model call failed for a batch of %d", len(jobs))
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        self.stats.batch_sizes[len(jobs)] += 1
+        for job, generation in zip(jobs, generations, strict=True):
+            if not job.future.done():
+                queued_ms = (started - job.enqueued) * 1000
+                job.future.set_result(BatchResult(generation, queued_ms, len(jobs)))
+
+
+def _group_by_options(jobs: Sequence[_Job]) -> list[list[_Job]]:
+    """Only requests with the same generation settings can share one ``generate`` call."""
+    groups: dict[GenerationOptions, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.options, []).append(job)
+    return list(groups.values())

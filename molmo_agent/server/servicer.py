@@ -1,0 +1,399 @@
+"""The MolmoAgent RPCs: thin async methods over the library's pipeline and the batcher.
+
+Each request is validated against the server's limits first (cheap checks before any decoding), its
+images are decoded in a worker thread (so decoding runs in parallel with the model, never behind it), the
+model call goes through the batcher, and the answer is read by the same functions the library uses.
+Errors the caller can fix are INVALID_ARGUMENT with a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from .. import prompts, wire
+from ..backends.base import GenerationOptions, Request
+from ..errors import MolmoAgentError
+from ..geometry import point_to_3d
+from ..model import ACT_OPTIONS, GENERATE_OPTIONS, POINT_OPTIONS, MolmoModel, read_action, read_points
+from ..v1 import service_pb2, service_pb2_grpc, types_pb2
+from .batcher import Batcher, DeadlinePassedError, QueueFullError
+from .config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+SERVER_VERSION = "0.1.0"
+
+
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse (e.g. invalid UTF-8 in a string field)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def safe_deserializer(message_type) -> Callable[[bytes], object]:
+    """Parse request bytes without letting a decode error become an opaque INTERNAL status."""
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:  # DecodeError, invalid UTF-8 in a string field
+            return MalformedRequest(f"request is not a valid {message_type.DESCRIPTOR.name}: {exc}")
+
+    return parse
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    frames_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self.errors_by_code: Counter = Counter()
+
+
+class RequestFailed(Exception):
+    """Carries the status code and message a handler answers with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Map an exception to a gRPC status; unknown exceptions are bugs and say INTERNAL."""
+    if isinstance(exc, RequestFailed):
+        return exc.code, exc.message
+    if isinstance(exc, MolmoAgentError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, QueueFullError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, DeadlinePassedError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the model could start"
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"the model ran out of memory on this batch: {exc}"
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.model: MolmoModel | None = None
+        self.batcher: Batcher | None = None
+        self.counters = Counters()
+        self._ids = itertools.count(1)
+
+    def attach(self, model: MolmoModel, batcher: Batcher) -> None:
+        """Start answering: the server accepts connections (and health checks) before the model is ready."""
+        self.model, self.batcher = model, batcher
+
+    # -- RPCs --
+
+    async def Point(self, request, context):
+        return await self._unary("Point", request, context, self._point)
+
+    async def Act(self, request, context):
+        return await self._unary("Act", request, context, self._act)
+
+    async def Generate(self, request, context):
+        return await self._unary("Generate", request, context, self._generate)
+
+    async def GetModelInfo(self, request, context):
+        return await self._unary("GetModelInfo", request, context, self._model_info)
+
+    async def StreamPoint(self, request_iterator, context) -> AsyncIterator[service_pb2.PointResponse]:
+        """Newest frame wins: frames that arrive while the model is busy replace each other."""
+        latest: list = []
+        dropped = 0
+        finished = False
+        arrived = asyncio.Event()
+
+        async def read_frames() -> None:
+            nonlocal dropped, finished
+            async for frame in request_iterator:
+                if latest:
+                    dropped += 1
+                    self.counters.frames_dropped += 1
+                    latest.clear()
+                latest.append(frame)
+                arrived.set()
+            finished = True
+            arrived.set()
+
+        reader = asyncio.get_running_loop().create_task(read_frames())
+        try:
+            while True:
+                await arrived.wait()
+                arrived.clear()
+                if not latest:
+                    if finished:
+                        break
+                    continue
+                frame = latest.pop()
+                skipped, dropped = dropped, 0
+                response = await self._unary("StreamPoint", frame, context, self._point)
+                response.frames_dropped = skipped
+                yield response
+                if finished and not latest:
+                    break
+        finally:
+            reader.cancel()
+
+    # -- shared handling --
+
+    async def _unary(self, method: str, request, context, handler):
+        request_id = next(self._ids)
+        started = time.monotonic()
+        self.counters.requests += 1
+        try:
+            if self.model is None:
+                raise RequestFailed(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the model is still loading; wait for grpc.health.v1 to report SERVING",
+                )
+            if isinstance(request, MalformedRequest):
+                raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            response = await handler(request, context, started)
+        except asyncio.CancelledError:
+            self._log(request_id, method, started, "CANCELLED")
+            self.counters.errors_by_code["CANCELLED"] += 1
+            raise
+        except Exception as exc:
+            code, message = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                logger.exception("request %d (%s) failed", request_id, method)
+            self.counters.errors_by_code[code.name] += 1
+            self._log(request_id, method, started, code.name, message)
+            await context.abort(code, message)
+        self._log(request_id, method, started, "OK")
+        return response
+
+    def _log(self, request_id: int, method: str, started: float, status: str, message: str = "") -> None:
+        record = {
+            "id": request_id,
+            "method": method,
+            "status": status,
+            "ms": round((time.monotonic() - started) * 1000, 2),
+            "queue": self.batcher.queue_depth if self.batcher else 0,
+        }
+        if message:
+            record["message"] = message[:200]
+        logger.info(json.dumps(record))
+
+    def _deadline(self, context) -> float | None:
+        remaining = context.time_remaining()
+        return None if remaining is None else time.monotonic() + remaining
+
+    def _check_text(self, text: str, what: str) -> None:
+        if len(text) > self.config.max_query_chars:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{what} has {len(text)} characters; the server's limit (max_query_chars) is "
+                f"{self.config.max_query_chars}",
+            )
+
+    def _check_image_count(self, count: int) -> None:
+        if count == 0:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT, "no image in the request: send at least one"
+            )
+        if count > self.config.max_images_per_request:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{count} images in one request; the server's limit (max_images_per_request) is "
+                f"{self.config.max_images_per_request}",
+            )
+
+    async def _prepare(self, images):
+        """Decode in a worker thread: many requests decode in parallel while the model runs."""
+        limits = self.model.limits
+
+        def decode():
+            inputs = [wire.image_input_from_proto(image, limits) for image in images]
+            return self.model.prepare([value for value, _ in inputs], bgr=[bgr for _, bgr in inputs])
+
+        return await asyncio.to_thread(decode)
+
+    async def _run(self, prepared, prompt: str, options: GenerationOptions, context):
+        return await self.batcher.submit(Request(prepared.images, prompt), options, self._deadline(context))
+
+    # -- Point --
+
+    async def _point(self, request, context, started: float) -> service_pb2.PointResponse:
+        self._check_text(request.query, "the query")
+        self._check_image_count(len(request.images))
+        if request.mode == service_pb2.POINT_MODE_COUNT:
+            prompt = prompts.count_prompt(request.query, self.model.family)
+        else:
+            prompt = prompts.point_prompt(
+                request.query, self.model.family, all_occurrences=request.mode == service_pb2.POINT_MODE_ALL
+            )
+        prepared = await self._prepare(request.images)
+        camera = await asyncio.to_thread(self._camera, request, prepared.sizes[0])
+        served = await self._run(prepared, prompt, POINT_OPTIONS, context)
+        result = read_points(prepared, served.generation)
+        points = [self._point_proto(point, camera) for point in result.points]
+        return service_pb2.PointResponse(
+            points=points,
+            count=len(points),
+            text=result.text,
+            reason=result.reason or "",
+            model_id=self.model.info.model_id,
+            timing=self._timing(result.timings, served, started),
+            frame_id=request.frame_id,
+            frame_timestamp=request.frame_timestamp,
+        )
+
+    def _camera(self, request, image_size):
+        """Depth, intrinsics and extrinsic of a request, validated; ``None`` when no depth was sent."""
+        if not request.HasField("depth"):
+            if request.HasField("camera_to_base"):
+                raise RequestFailed(
+                    grpc.StatusCode.INVALID_ARGUMENT, "camera_to_base needs depth and intrinsics"
+                )
+            return None
+        if not request.HasField("intrinsics"):
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT, "depth was sent without camera intrinsics (fx, fy, cx, cy)"
+            )
+        depth, scale = wire.depth_from_proto(request.depth, image_size, self.model.limits)
+        intrinsics = wire.intrinsics_from_proto(request.intrinsics)
+        transform = wire.transform_from_proto(request.camera_to_base)
+        window = request.depth_window or 5
+        if window % 2 == 0 or window > 101:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT, f"depth_window must be odd and <= 101, got {window}"
+            )
+        return depth, scale, intrinsics, transform, window
+
+    @staticmethod
+    def _point_proto(point, camera) -> types_pb2.Point:
+        if camera is None or point.image_index != 0:
+            return wire.point_to_proto(point)
+        depth, scale, intrinsics, transform, window = camera
+        xyz = point_to_3d(point, depth, intrinsics, depth_scale=scale, window=window)
+        if xyz is None:
+            return wire.point_to_proto(point, depth_note="no valid depth reading around this point")
+        base = transform.apply(np.asarray(xyz)) if transform is not None else None
+        return wire.point_to_proto(point, camera_xyz=xyz, base_xyz=base)
+
+    # -- Act, Generate --
+
+    async def _act(self, request, context, started: float) -> service_pb2.ActResponse:
+        self._check_text(request.goal, "the goal")
+        self._check_text(request.step, "the step instruction")
+        if not request.HasField("screenshot"):
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "no screenshot in the request")
+        prompt = prompts.act_prompt(request.goal, request.step or None)
+        prepared = await self._prepare([request.screenshot])
+        served = await self._run(prepared, prompt, ACT_OPTIONS, context)
+        result = read_action(prepared, served.generation)
+        response = service_pb2.ActResponse(
+            text=result.text,
+            reason=result.reason or "",
+            model_id=self.model.info.model_id,
+            timing=self._timing(result.timings, served, started),
+        )
+        if result.action is not None:
+            response.action.CopyFrom(wire.action_to_proto(result.action))
+        return response
+
+    async def _generate(self, request, context, started: float) -> service_pb2.GenerateResponse:
+        self._check_text(request.prompt, "the prompt")
+        self._check_image_count(len(request.images))
+        options = self._options(request.options)
+        prompt = prompts.free_prompt(request.prompt)
+        prepared = await self._prepare(request.images)
+        served = await self._run(prepared, prompt, options, context)
+        result = read_points(prepared, served.generation)
+        return service_pb2.GenerateResponse(
+            text=result.text,
+            points=[wire.point_to_proto(p) for p in result.points],
+            model_id=self.model.info.model_id,
+            timing=self._timing(result.timings, served, started),
+        )
+
+    def _options(self, requested) -> GenerationOptions:
+        max_new = requested.max_new_tokens or GENERATE_OPTIONS.max_new_tokens
+        if max_new > self.config.max_new_tokens:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"max_new_tokens {max_new} is above the server's limit (max_new_tokens) of "
+                f"{self.config.max_new_tokens}",
+            )
+        try:
+            return GenerationOptions(
+                max_new_tokens=max_new, temperature=requested.temperature, top_p=requested.top_p or 1.0
+            )
+        except ValueError as exc:
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+
+    # -- info --
+
+    def _timing(self, timings, served, started: float) -> types_pb2.Timing:
+        total_ms = (time.monotonic() - started) * 1000
+        return wire.timing_to_proto(timings, served.queued_ms, total_ms, served.batch_size)
+
+    async def _model_info(self, request, context, started: float) -> service_pb2.ModelInfo:
+        info, config = self.model.info, self.config
+        limits = service_pb2.Limits(
+            max_image_pixels=self.model.limits.max_pixels,
+            max_images_per_request=config.max_images_per_request,
+            max_query_chars=config.max_query_chars,
+            max_new_tokens=config.max_new_tokens,
+            max_batch_size=config.max_batch_size,
+            max_batch_wait_ms=config.max_batch_wait_ms,
+            max_queue=config.max_queue,
+            max_message_bytes=config.max_message_bytes,
+        )
+        counters = service_pb2.Counters(
+            requests=self.counters.requests,
+            errors_by_code=dict(self.counters.errors_by_code),
+            batch_sizes=dict(self.batcher.stats.batch_sizes),
+            queue_depth=self.batcher.queue_depth,
+            frames_dropped=self.counters.frames_dropped,
+        )
+        return service_pb2.ModelInfo(
+            model_id=info.model_id,
+            family=info.family,
+            device=info.device,
+            dtype=info.dtype,
+            num_parameters=info.num_parameters,
+            limits=limits,
+            counters=counters,
+            server_version=SERVER_VERSION,
+        )
+
+
+def method_handlers(servicer: MolmoAgentServicer) -> grpc.GenericRpcHandler:
+    """The service's handlers with :func:`safe_deserializer`, so malformed bytes get INVALID_ARGUMENT."""
+    pb = service_pb2
+    handlers = {
+        "Point": grpc.unary_unary_rpc_method_handler(
+            servicer.Point, safe_deserializer(pb.PointRequest), pb.PointResponse.SerializeToString
+        ),
+        "StreamPoint": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamPoint, safe_deserializer(pb.PointRequest), pb.PointResponse.SerializeToString
+        ),
+        "Act": grpc.unary_unary_rpc_method_handler(
+            servicer.Act, safe_deserializer(pb.ActRequest), pb.ActResponse.SerializeToString
+        ),
+        "Generate": grpc.unary_unary_rpc_method_handler(
+            servicer.Generate, safe_deserializer(pb.GenerateRequest), pb.GenerateResponse.SerializeToString
+        ),
+        "GetModelInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetModelInfo, safe_deserializer(pb.GetModelInfoRequest), pb.ModelInfo.SerializeToString
+        ),
+    }
+    return grpc.method_handlers_generic_handler("molmo_agent.v1.MolmoAgent", handlers)
