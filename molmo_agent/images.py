@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -178,6 +178,17 @@ def _from_bytes(data: bytes | bytearray | memoryview, limits: ImageLimits, what:
 
 def _from_path(path: str | os.PathLike, limits: ImageLimits) -> Image.Image:
     """Read a file whole (it is closed before decoding), with errors that name the path."""
+    data = read_image_file(path, limits=limits)
+    return _from_bytes(data, limits, f"image file {os.fsdecode(path)!r}")
+
+
+def read_image_file(path: str | os.PathLike, *, limits: ImageLimits | None = None) -> bytes:
+    """An image file's encoded bytes, undecoded, with the same checks and messages as :func:`load_image`.
+
+    Clients that forward a file as it is (e.g. over gRPC, where the server decodes) share the path rules
+    here instead of repeating them.
+    """
+    limits = limits or ImageLimits()
     name = os.fsdecode(path)
     if not os.path.exists(name):
         hint = " (URLs are not fetched: download the image and pass its bytes)" if "://" in name else ""
@@ -192,10 +203,9 @@ def _from_path(path: str | os.PathLike, limits: ImageLimits) -> Image.Image:
         )
     try:
         with open(name, "rb") as file:
-            data = file.read()
+            return file.read()
     except OSError as error:
         raise ImageInputError(f"could not read image file {name!r}: {error}") from error
-    return _from_bytes(data, limits, f"image file {name!r}")
 
 
 @contextmanager
@@ -307,6 +317,123 @@ def _unit_float_to_uint8(array: np.ndarray) -> np.ndarray:
             "divide by 255 or pass a uint8 array"
         )
     return np.rint(array.astype(np.float32) * 255.0).astype(np.uint8)
+
+
+# --- raw pixels and depth (no decoding) -------------------------------------------------------------------
+
+RAW_FORMATS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+"""Raw pixel layouts (the wire's ``PixelFormat`` names in lower case) -> bytes per pixel."""
+
+DEPTH_ENCODINGS: dict[str, tuple[type[np.generic], float]] = {
+    "uint16_mm": (np.uint16, 0.001),
+    "float32_m": (np.float32, 1.0),
+}
+"""Depth layouts -> (value type, stored little-endian; metres per stored unit, the ``depth_scale``)."""
+
+
+def array_from_raw(
+    data: bytes | memoryview,
+    width: int,
+    height: int,
+    stride: int,
+    pixel_format: str,
+    *,
+    limits: ImageLimits | None = None,
+) -> np.ndarray:
+    """Uncompressed pixels -> an ``(H, W, 3)`` or ``(H, W)`` uint8 array, without decoding anything.
+
+    A camera frame sent raw costs a view, not a JPEG decode. The result is a (read-only, for ``bytes``)
+    view into ``data``; pass it on as ``load_image(array, bgr=(pixel_format == "bgr8"))``, which copies it.
+    Sizes are checked before ``data`` is touched, so a claimed size never allocates.
+
+    Args:
+        data: The pixel bytes, row by row from the top.
+        width, height: Pixels per row and rows, both > 0.
+        stride: Bytes from one row start to the next; 0 means ``width * bytes per pixel``.
+        pixel_format: One of :data:`RAW_FORMATS`.
+        limits: Pixel limit; ``None`` means :class:`ImageLimits` defaults.
+
+    Raises:
+        ImageInputError: Zero or oversized dimensions, an unknown format, a stride shorter than a row, or
+            fewer bytes than the layout needs.
+    """
+    _check_pixels((width, height), limits or ImageLimits(), "raw image")
+    channels = _known(RAW_FORMATS, pixel_format, "raw pixel format")
+    layout = f"{width}x{height} {pixel_format}"
+    buffer, stride = _raw_buffer(data, width, height, stride, channels, layout, "raw data")
+    if channels == 1:
+        return np.ndarray((height, width), np.uint8, buffer, strides=(stride, 1))
+    return np.ndarray((height, width, channels), np.uint8, buffer, strides=(stride, channels, 1))
+
+
+def depth_from_raw(
+    data: bytes | memoryview,
+    width: int,
+    height: int,
+    stride: int,
+    encoding: str,
+    *,
+    expected_size: tuple[int, int] | None = None,
+    limits: ImageLimits | None = None,
+) -> tuple[np.ndarray, float]:
+    """Raw depth values -> a native-order ``(H, W)`` array and its ``depth_scale`` (metres per unit).
+
+    The scale travels with the array because millimetres mistaken for metres is the classic depth bug.
+    ``expected_size`` is the colour image's ``(width, height)``: depth is looked up at the colour pixel a
+    model pointed at, so any other size would silently read the wrong place. The array is a writable copy.
+
+    Raises:
+        ImageInputError: As :func:`array_from_raw`, an unknown encoding, or a size other than
+            ``expected_size``.
+    """
+    _check_pixels((width, height), limits or ImageLimits(), "depth image")
+    if expected_size is not None and tuple(expected_size) != (width, height):
+        color_width, color_height = expected_size
+        raise ImageInputError(
+            f"depth is {width}x{height} but the colour image is {color_width}x{color_height}: depth must be "
+            "aligned to the colour image pixel for pixel"
+        )
+    value_type, depth_scale = _known(DEPTH_ENCODINGS, encoding, "depth encoding")
+    wire = np.dtype(value_type).newbyteorder("<")
+    layout = f"{width}x{height} {encoding}"
+    buffer, stride = _raw_buffer(data, width, height, stride, wire.itemsize, layout, "depth data")
+    view = np.ndarray((height, width), wire, buffer, strides=(stride, wire.itemsize))
+    return view.astype(wire.newbyteorder("="), copy=True), depth_scale
+
+
+_Entry = TypeVar("_Entry")
+
+
+def _known(table: dict[str, _Entry], name: str, what: str) -> _Entry:
+    """Look a layout name up, or list the names that exist."""
+    if name not in table:
+        raise ImageInputError(f"unknown {what} {name!r}; expected one of: {', '.join(table)}")
+    return table[name]
+
+
+def _raw_buffer(
+    data: bytes | memoryview, width: int, height: int, stride: int, item_bytes: int, layout: str, what: str
+) -> tuple[memoryview, int]:
+    """A flat byte view of ``data`` and the effective stride, once the layout is known to fit in it."""
+    row_bytes = width * item_bytes
+    stride = stride or row_bytes
+    if stride < row_bytes:
+        raise ImageInputError(
+            f"stride {stride} of {layout} is shorter than one row ({width} x {item_bytes} = {row_bytes} "
+            f"bytes); stride 0 means {row_bytes}"
+        )
+    try:
+        buffer = memoryview(data).cast("B")
+    except TypeError as error:
+        raise ImageInputError(
+            f"{what} must be contiguous bytes (bytes, bytearray, memoryview), got {_type_name(data)}: {error}"
+        ) from error
+    needed = stride * (height - 1) + row_bytes
+    if buffer.nbytes < needed:
+        raise ImageInputError(
+            f"{what} is {buffer.nbytes} bytes, expected at least {needed} for {layout} with stride {stride}"
+        )
+    return buffer, stride
 
 
 # --- shared checks and messages ---------------------------------------------------------------------------
