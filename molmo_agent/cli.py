@@ -102,12 +102,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "serve":
+        from .bench_serve import run_serve_bench
+
+        results = run_serve_bench(runs=args.runs or 30, seconds=args.seconds, preset=args.preset)
+        print(json.dumps(results, indent=2) if args.json else results["table"])
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2))
+        return 0
     from .bench import run_point_bench
 
     results = run_point_bench(
         model=args.model,
         preset=args.preset,
-        runs=args.runs,
+        runs=args.runs or 7,
         budget=args.budget,
         device=args.device,
         dtype=args.dtype,
@@ -115,6 +123,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(json.dumps(results, indent=2) if args.json else results["table"])
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .server.app import serve
+    from .server.config import ConfigError, ServerConfig, read_token
+
+    try:
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            model=args.model,
+            device=args.device,
+            dtype=args.dtype,
+            max_batch_size=args.max_batch_size,
+            max_batch_wait_ms=args.max_batch_wait_ms,
+            max_queue=args.max_queue,
+            max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+            max_image_pixels=args.max_image_pixels,
+            max_new_tokens=args.max_new_tokens,
+            token=read_token(args.token_file, args.token_env),
+            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+            tls_key=Path(args.tls_key) if args.tls_key else None,
+            tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
+            insecure=args.insecure,
+            grace_s=args.grace,
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("molmo_agent").setLevel(logging.INFO)
+    print(f"molmo-agent serving on {config.address} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    asyncio.run(serve(config))
     return 0
 
 
@@ -146,17 +189,39 @@ def _build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list known models and whether they are on this machine")
     models.add_argument("--json", action="store_true")
 
-    bench = sub.add_parser("bench", help="CPU latency breakdown of model.point on a 1280x720 screenshot")
+    bench = sub.add_parser("bench", help="latency breakdown of model.point (or, with 'serve', of the server)")
+    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve"])
+    bench.add_argument("--seconds", type=float, default=6.0, help="serve: seconds per throughput point")
     bench.add_argument(
         "--preset", default="tiny", help="tiny checkpoint size to build when --model is absent"
     )
-    bench.add_argument("--runs", type=int, default=7)
+    bench.add_argument("--runs", type=int, default=None, help="timed runs (default 7; serve: 30)")
     bench.add_argument(
         "--budget", type=int, default=64, help="fixed token budget to compare stopping against"
     )
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--out", help="also write the results as JSON here")
     _add_model_args(bench)
+
+    serve = sub.add_parser("serve", help="serve the model over gRPC (molmo_agent.v1.MolmoAgent)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--max-batch-size", type=int, default=8)
+    serve.add_argument("--max-batch-wait-ms", type=float, default=5.0)
+    serve.add_argument("--max-queue", type=int, default=64, help="waiting requests before RESOURCE_EXHAUSTED")
+    serve.add_argument("--max-message-mb", type=float, default=64.0)
+    serve.add_argument("--max-image-pixels", type=int, default=50_000_000)
+    serve.add_argument("--max-new-tokens", type=int, default=512)
+    serve.add_argument("--token-file", help="file whose first line is the bearer token")
+    serve.add_argument("--token-env", default="MOLMO_AGENT_TOKEN", help="environment variable with the token")
+    serve.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
+    serve.add_argument("--tls-key", help="PEM private key")
+    serve.add_argument("--tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
+    serve.add_argument(
+        "--grace", type=float, default=10.0, help="seconds to finish in-flight requests on stop"
+    )
+    _add_model_args(serve)
 
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
@@ -169,6 +234,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "point": cmd_point,
     "models": cmd_models,
     "bench": cmd_bench,
+    "serve": cmd_serve,
     "build-tiny": cmd_build_tiny,
 }
 

@@ -376,3 +376,35 @@ def test_config_refuses_public_bind_without_auth():
     assert ServerConfig(host="0.0.0.0", token="s3cret").host == "0.0.0.0"
     assert ServerConfig(host="0.0.0.0", insecure=True).insecure
     assert ServerConfig().host == "127.0.0.1"
+
+
+def test_cli_serve_answers_then_exits_cleanly_on_sigterm(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "molmo_agent.cli", "serve", "--port", str(port), "--grace", "5"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        status = None
+        while status != health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
+            try:
+                status = health_status(target)
+            except grpc.RpcError:
+                time.sleep(0.2)
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        with grpc.insecure_channel(target) as channel:
+            info = service_pb2_grpc.MolmoAgentStub(channel).GetModelInfo(
+                service_pb2.GetModelInfoRequest(), timeout=10
+            )
+        assert info.model_id == "molmo-agent/default"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert '"method": "GetModelInfo"' in stderr, "one structured log line per request"
