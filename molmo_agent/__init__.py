@@ -44,3 +44,11 @@ __all__ = [
     "parse_action",
     "parse_points",
 ]
+
+
+def __getattr__(name: str):  # ma.Client loads grpc on first use only
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'molmo_agent' has no attribute {name!r}")
