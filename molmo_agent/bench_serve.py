@@ -72,71 +72,64 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 
 def _inputs() -> dict[str, tuple]:
-    """Name -> (proto image, library input, bgr flag) for the two measured inputs."""
+    """Name -> (client input, bgr flag) for the two measured inputs, as a caller would hold them."""
     from .bench import synthetic_screenshot
     from .images import load_image
     from .wire import image_to_proto
 
-    jpeg = image_to_proto(load_image(synthetic_screenshot((640, 480))), encoding="jpeg")
+    jpeg = image_to_proto(load_image(synthetic_screenshot((640, 480))), encoding="jpeg").encoded
     frame = np.asarray(load_image(synthetic_screenshot((1280, 720))))[..., ::-1].copy()
-    return {
-        "640x480 JPEG": (jpeg, jpeg.encoded, False),
-        "1280x720 raw BGR": (image_to_proto(frame, bgr=True), frame, True),
-    }
+    return {"640x480 JPEG": (jpeg, False), "1280x720 raw BGR": (frame, True)}
 
 
 def _overhead(model_dir: str, target: str, runs: int) -> dict[str, dict]:
-    import grpc
-
+    """Interleaved: the same input through the Python client and through ``model.point`` in this process."""
     from .backends.registry import resolve
     from .backends.scripted import ScriptedMolmo2Backend
+    from .client import Client
     from .model import MolmoModel
-    from .v1 import service_pb2, service_pb2_grpc
 
     backend = ScriptedMolmo2Backend(resolve(model_dir))
     backend.script = lambda request: FORCED_ANSWER
     local = MolmoModel(backend)
     results = {}
-    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-        stub = service_pb2_grpc.MolmoAgentStub(channel)
-        for name, (proto_image, library_input, bgr) in _inputs().items():
-            request = service_pb2.PointRequest(images=[proto_image], query="the mug")
-            stub.Point(request, timeout=60)
-            local.point(library_input, "the mug", bgr=bgr)
-            remote_ms, local_ms = [], []
+    with Client(target) as client:
+        for name, (image, bgr) in _inputs().items():
+            client.point(image, "the mug", bgr=bgr)
+            local.point(image, "the mug", bgr=bgr)
+            remote_ms, server_ms, local_ms = [], [], []
             for _ in range(runs):  # interleaved, so machine noise hits both equally
                 started = time.perf_counter()
-                stub.Point(request, timeout=60)
+                reply = client.point(image, "the mug", bgr=bgr)
                 remote_ms.append((time.perf_counter() - started) * 1000)
+                server_ms.append(reply.timing["total_ms"])
                 started = time.perf_counter()
-                local.point(library_input, "the mug", bgr=bgr)
+                local.point(image, "the mug", bgr=bgr)
                 local_ms.append((time.perf_counter() - started) * 1000)
-            overhead = [r - loc for r, loc in zip(sorted(remote_ms), sorted(local_ms), strict=True)]
+            transport = [r - s for r, s in zip(remote_ms, server_ms, strict=True)]
             results[name] = {
                 "grpc": _stats(remote_ms),
                 "in_process": _stats(local_ms),
+                "server_total": _stats(server_ms),
                 "overhead_median_ms": round(statistics.median(remote_ms) - statistics.median(local_ms), 2),
-                "overhead_p95_ms": _stats(overhead)["p95_ms"],
+                "transport": _stats(transport),
             }
     return results
 
 
 def _throughput(target: str, clients: int, seconds: float) -> float:
-    import grpc
+    """Requests per second with ``clients`` threads each sending its next request as soon as one returns."""
+    from .client import Client
 
-    from .v1 import service_pb2, service_pb2_grpc
-
-    proto_image = _inputs()["640x480 JPEG"][0]
-    request = service_pb2.PointRequest(images=[proto_image], query="the mug")
+    jpeg = _inputs()["640x480 JPEG"][0]
     done = [0] * clients
-    stop_at = time.perf_counter() + seconds
-    with grpc.insecure_channel(target) as channel:
-        stub = service_pb2_grpc.MolmoAgentStub(channel)
-        stub.Point(request, timeout=60)
+    with Client(target) as client:
+        client.point(jpeg, "the mug")
+        stop_at = time.perf_counter() + seconds
 
         def worker(i: int) -> None:
             while time.perf_counter() < stop_at:
-                stub.Point(request, timeout=60)
+                client.point(jpeg, "the mug")
                 done[i] += 1
 
         started = time.perf_counter()
@@ -183,11 +176,12 @@ def _table(r: dict) -> str:
         "server overhead (gRPC round trip - in-process model.point):",
     ]
     for name, o in r["overhead"].items():
-        grpc_ms, local_ms = o["grpc"], o["in_process"]
+        grpc_ms, local_ms, transport = o["grpc"], o["in_process"], o["transport"]
         lines.append(
-            f"  {name:18s} grpc {grpc_ms['median_ms']:8.2f} ms (p95 {grpc_ms['p95_ms']:.2f})   "
-            f"in-process {local_ms['median_ms']:8.2f} ms (p95 {local_ms['p95_ms']:.2f})   "
-            f"overhead median {o['overhead_median_ms']:.2f} ms, p95 {o['overhead_p95_ms']:.2f} ms"
+            f"  {name:18s} client round trip {grpc_ms['median_ms']:7.2f} ms (p95 {grpc_ms['p95_ms']:.2f})   "
+            f"in-process {local_ms['median_ms']:7.2f} ms (p95 {local_ms['p95_ms']:.2f})   "
+            f"overhead {o['overhead_median_ms']:.2f} ms   "
+            f"round trip - server time {transport['median_ms']:.2f} ms (p95 {transport['p95_ms']:.2f})"
         )
     lines += ["", "throughput (requests/s)   clients: " + "  ".join(f"{n:>7d}" for n in CONCURRENCIES)]
     for label, key in (("batching on (max 16)", "batching"), ("max batch size 1", "batch_size_1")):

@@ -149,10 +149,11 @@ def _point_reply(msg: service_pb2.PointResponse) -> PointReply:
     )
 
 
-def _images(image: ImageLike | Sequence[ImageLike], *, bgr: bool, encoding: str) -> list:
-    """One image or a list of them (a multi-image request); images themselves are never lists or tuples."""
+def _add_images(field, image: ImageLike | Sequence[ImageLike], *, bgr: bool, encoding: str) -> None:
+    """One image or a list of them (a multi-image request), filled in place into a repeated field."""
     images = image if isinstance(image, list | tuple) else [image]
-    return [wire.image_to_proto(i, bgr=bgr, encoding=encoding) for i in images]
+    for one in images:
+        wire.image_to_proto(one, bgr=bgr, encoding=encoding, into=field.add())
 
 
 def _as_dict(msg) -> dict[str, Any]:
@@ -294,11 +295,11 @@ class Client:
     ) -> ActReply:
         """The next GUI action towards ``goal`` (coordinates in screenshot pixels)."""
         request = service_pb2.ActRequest(
-            screenshot=wire.image_to_proto(screenshot, bgr=bgr, encoding=encoding),
             goal=goal,
             step=step or "",
             history=[wire.action_to_proto(action) for action in history],
         )
+        wire.image_to_proto(screenshot, bgr=bgr, encoding=encoding, into=request.screenshot)
         msg = self._unary("Act", request, timeout_s)
         action = wire.action_from_proto(msg.action) if msg.HasField("action") else None
         return ActReply(action, msg.text, msg.reason, msg.model_id, _timing(msg.timing))
@@ -317,12 +318,12 @@ class Client:
     ) -> GenerateReply:
         """A free-form answer; 0 means the server's default for each option (greedy, top_p 1)."""
         request = service_pb2.GenerateRequest(
-            images=_images(image, bgr=bgr, encoding=encoding),
             prompt=prompt,
             options=service_pb2.GenerationOptions(
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
             ),
         )
+        _add_images(request.images, image, bgr=bgr, encoding=encoding)
         msg = self._unary("Generate", request, timeout_s)
         points = [wire.point_from_proto(p) for p in msg.points]
         return GenerateReply(msg.text, points, msg.model_id, _timing(msg.timing))
@@ -397,7 +398,7 @@ class Client:
             raise ValueError(f"unknown point mode {mode!r}; expected one of: {', '.join(_MODES)}")
         request = service_pb2.PointRequest(query=query, mode=_MODES[mode], depth_window=depth_window)
         if image is not None:
-            request.images.extend(_images(image, bgr=bgr, encoding=encoding))
+            _add_images(request.images, image, bgr=bgr, encoding=encoding)
         if intrinsics is not None:
             request.intrinsics.CopyFrom(wire.intrinsics_to_proto(intrinsics))
         if camera_to_base is not None:
@@ -415,7 +416,7 @@ class Client:
             image, frame_id, timestamp, depth = frame, index, None, None
         request = service_pb2.PointRequest()
         request.CopyFrom(base)
-        request.images.append(wire.image_to_proto(image, bgr=bgr, encoding=encoding))
+        wire.image_to_proto(image, bgr=bgr, encoding=encoding, into=request.images.add())
         request.frame_id = str(frame_id)
         request.frame_timestamp = time.time() if timestamp is None else float(timestamp)
         if depth is not None:

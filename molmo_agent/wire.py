@@ -309,7 +309,12 @@ IMAGE_ENCODINGS = ("raw", "auto", "jpeg", "png")
 
 
 def image_to_proto(
-    image: ImageLike, *, bgr: bool = False, encoding: str = "raw", jpeg_quality: int = 90
+    image: ImageLike,
+    *,
+    bgr: bool = False,
+    encoding: str = "raw",
+    jpeg_quality: int = 90,
+    into: types_pb2.Image | None = None,
 ) -> types_pb2.Image:
     """Anything :func:`~molmo_agent.images.load_image` accepts, in the cheapest form for the server.
 
@@ -317,6 +322,9 @@ def image_to_proto(
     an OpenCV frame is sent without any conversion), ``(H, W)`` as MONO8, other arrays and PIL images as
     RGB8; encoded bytes and files go as they are (they are already compressed). ``"jpeg"``/``"png"``:
     every input is loaded and re-encoded, trading client CPU for bandwidth.
+
+    ``into`` fills an existing message (e.g. ``request.images.add()``) instead of a new one: with protobuf's
+    upb runtime, appending a finished message copies it, which costs milliseconds for a raw frame.
 
     Raises:
         ImageInputError: The input is not an image (as :func:`load_image` says) or the file is unreadable.
@@ -328,37 +336,38 @@ def image_to_proto(
         )
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be within 1-100, got {jpeg_quality!r}")
+    message = types_pb2.Image() if into is None else into
     if encoding in ("jpeg", "png"):
-        return types_pb2.Image(encoded=_encode(load_image(image, bgr=bgr), encoding, jpeg_quality))
-    if isinstance(image, bytes | bytearray | memoryview):
-        return types_pb2.Image(encoded=bytes(image))
-    if isinstance(image, str | os.PathLike):
-        return types_pb2.Image(encoded=read_image_file(image))
-    return types_pb2.Image(raw=_raw_image(image, bgr=bgr))
+        message.encoded = _encode(load_image(image, bgr=bgr), encoding, jpeg_quality)
+    elif isinstance(image, bytes | bytearray | memoryview):
+        message.encoded = bytes(image)
+    elif isinstance(image, str | os.PathLike):
+        message.encoded = read_image_file(image)
+    else:
+        _fill_raw(message.raw, *_raw_pixels(image, bgr=bgr))
+    return message
 
 
-def _raw_image(image: ImageLike, *, bgr: bool) -> types_pb2.RawImage:
+def _raw_pixels(image: ImageLike, *, bgr: bool) -> tuple[np.ndarray, str]:
     """uint8 arrays pass through untouched; everything else is normalised by :func:`load_image` first."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
         pixels = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
         if pixels.ndim == 2:
-            return _raw_message(pixels, "mono8")
+            return pixels, "mono8"
         if pixels.ndim == 3 and pixels.shape[2] == 3:
-            return _raw_message(pixels, "bgr8" if bgr else "rgb8")
-    return _raw_message(np.asarray(load_image(image, bgr=bgr)), "rgb8")
+            return pixels, "bgr8" if bgr else "rgb8"
+    return np.asarray(load_image(image, bgr=bgr)), "rgb8"
 
 
-def _raw_message(pixels: np.ndarray, pixel_format: str) -> types_pb2.RawImage:
+def _fill_raw(raw: types_pb2.RawImage, pixels: np.ndarray, pixel_format: str) -> None:
+    """Fill the message in place: building a sub-message and passing it to a constructor copies it again
+    (about 5 ms for a 1280x720 frame with the upb runtime)."""
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ImageInputError(f"array has zero size ({width}x{height}); an image needs at least one pixel")
-    return types_pb2.RawImage(
-        width=width,
-        height=height,
-        stride=0,
-        format=_PIXEL_FORMAT_NUMBERS[pixel_format],
-        data=np.ascontiguousarray(pixels).tobytes(),
-    )
+    raw.width, raw.height, raw.stride = width, height, 0
+    raw.format = _PIXEL_FORMAT_NUMBERS[pixel_format]
+    raw.data = np.ascontiguousarray(pixels).tobytes()
 
 
 def _encode(image: Image.Image, encoding: str, jpeg_quality: int) -> bytes:

@@ -1,8 +1,10 @@
 """Dynamic batching: concurrent requests become one model call.
 
 Requests wait in a bounded queue. A single worker takes the first waiting request, then gathers more until
-the batch is full or ``max_wait`` has passed, drops every request whose caller has gone (cancelled, or its
-deadline passed) so the model never spends time on them, and runs the rest as one batch per distinct
+the batch is full or ``max_wait`` has passed. It does not wait at all when no other request is on its way:
+handlers announce each request with :meth:`Batcher.arrival` as soon as it arrives, before decoding it, so
+a lone request pays no batching delay. The worker drops every request whose caller has gone (cancelled, or
+its deadline passed) so the model never spends time on them, and runs the rest as one batch per distinct
 generation setting in a worker thread, keeping the event loop free for decoding and I/O.
 A failing batch fails only its own requests.
 """
@@ -66,6 +68,20 @@ class BatchStats:
     skipped_gone: int = 0
 
 
+class Arrival:
+    """A request announced to the batcher but not queued yet (it is being decoded)."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher: Batcher | None = batcher
+        batcher._arriving += 1
+
+    def close(self) -> None:
+        """Idempotent: called when the request is queued or fails before that."""
+        if self._batcher is not None:
+            self._batcher._arriving -= 1
+            self._batcher = None
+
+
 class Batcher:
     def __init__(self, backend: Backend, max_batch_size: int, max_wait_s: float, max_queue: int) -> None:
         self.backend = backend
@@ -75,10 +91,15 @@ class Batcher:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="molmo-model")
         self._worker: asyncio.Task | None = None
+        self._arriving = 0
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
+
+    def arrival(self) -> Arrival:
+        """Announce a request that will be submitted soon, so a forming batch waits for it."""
+        return Arrival(self)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="molmo-batcher")
@@ -95,12 +116,18 @@ class Batcher:
         self._executor.shutdown(wait=True)
 
     async def submit(
-        self, request: Request, options: GenerationOptions, deadline: float | None = None
+        self,
+        request: Request,
+        options: GenerationOptions,
+        deadline: float | None = None,
+        arrival: Arrival | None = None,
     ) -> BatchResult:
         """Queue one request and wait for its answer; ``deadline`` is a ``time.monotonic()`` value."""
         loop = asyncio.get_running_loop()
         job = _Job(request, options, loop.create_future(), time.monotonic(), deadline)
         try:
+            if arrival is not None:
+                arrival.close()
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise QueueFullError(
@@ -121,6 +148,8 @@ class Batcher:
         batch = [await self._queue.get()]
         until = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch_size:
+            if self._queue.empty() and self._arriving == 0:
+                break  # nobody else is on the way: waiting would only add latency
             remaining = until - time.monotonic()
             if remaining <= 0:
                 while len(batch) < self.max_batch_size and not self._queue.empty():

@@ -45,6 +45,10 @@ class ServerConfig:
     warmup: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
         positive = (
             "max_batch_size",
             "max_queue",

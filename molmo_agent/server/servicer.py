@@ -110,7 +110,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         return await self._unary("Generate", request, context, self._generate)
 
     async def GetModelInfo(self, request, context):
-        return await self._unary("GetModelInfo", request, context, self._model_info)
+        return await self._unary("GetModelInfo", request, context, self._model_info, uses_model=False)
 
     async def StreamPoint(self, request_iterator, context) -> AsyncIterator[service_pb2.PointResponse]:
         """Newest frame wins: frames that arrive while the model is busy replace each other."""
@@ -152,7 +152,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
 
     # -- shared handling --
 
-    async def _unary(self, method: str, request, context, handler):
+    async def _unary(self, method: str, request, context, handler, *, uses_model: bool = True):
         request_id = next(self._ids)
         started = time.monotonic()
         self.counters.requests += 1
@@ -164,7 +164,12 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
                 )
             if isinstance(request, MalformedRequest):
                 raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
-            response = await handler(request, context, started)
+            arrival = self.batcher.arrival() if uses_model else None
+            try:
+                response = await handler(request, context, started, arrival)
+            finally:
+                if arrival is not None:
+                    arrival.close()
         except asyncio.CancelledError:
             self._log(request_id, method, started, "CANCELLED")
             self.counters.errors_by_code["CANCELLED"] += 1
@@ -225,12 +230,13 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
 
         return await asyncio.to_thread(decode)
 
-    async def _run(self, prepared, prompt: str, options: GenerationOptions, context):
-        return await self.batcher.submit(Request(prepared.images, prompt), options, self._deadline(context))
+    async def _run(self, prepared, prompt: str, options: GenerationOptions, context, arrival):
+        request = Request(prepared.images, prompt)
+        return await self.batcher.submit(request, options, self._deadline(context), arrival)
 
     # -- Point --
 
-    async def _point(self, request, context, started: float) -> service_pb2.PointResponse:
+    async def _point(self, request, context, started: float, arrival) -> service_pb2.PointResponse:
         self._check_text(request.query, "the query")
         self._check_image_count(len(request.images))
         if request.mode == service_pb2.POINT_MODE_COUNT:
@@ -241,7 +247,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             )
         prepared = await self._prepare(request.images)
         camera = await asyncio.to_thread(self._camera, request, prepared.sizes[0])
-        served = await self._run(prepared, prompt, POINT_OPTIONS, context)
+        served = await self._run(prepared, prompt, POINT_OPTIONS, context, arrival)
         result = read_points(prepared, served.generation)
         points = [self._point_proto(point, camera) for point in result.points]
         return service_pb2.PointResponse(
@@ -267,14 +273,14 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             raise RequestFailed(
                 grpc.StatusCode.INVALID_ARGUMENT, "depth was sent without camera intrinsics (fx, fy, cx, cy)"
             )
-        depth, scale = wire.depth_from_proto(request.depth, image_size, self.model.limits)
-        intrinsics = wire.intrinsics_from_proto(request.intrinsics)
-        transform = wire.transform_from_proto(request.camera_to_base)
         window = request.depth_window or 5
         if window % 2 == 0 or window > 101:
             raise RequestFailed(
                 grpc.StatusCode.INVALID_ARGUMENT, f"depth_window must be odd and <= 101, got {window}"
             )
+        intrinsics = wire.intrinsics_from_proto(request.intrinsics)
+        transform = wire.transform_from_proto(request.camera_to_base)
+        depth, scale = wire.depth_from_proto(request.depth, image_size, self.model.limits)
         return depth, scale, intrinsics, transform, window
 
     @staticmethod
@@ -290,14 +296,14 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
 
     # -- Act, Generate --
 
-    async def _act(self, request, context, started: float) -> service_pb2.ActResponse:
+    async def _act(self, request, context, started: float, arrival) -> service_pb2.ActResponse:
         self._check_text(request.goal, "the goal")
         self._check_text(request.step, "the step instruction")
         if not request.HasField("screenshot"):
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "no screenshot in the request")
         prompt = prompts.act_prompt(request.goal, request.step or None)
         prepared = await self._prepare([request.screenshot])
-        served = await self._run(prepared, prompt, ACT_OPTIONS, context)
+        served = await self._run(prepared, prompt, ACT_OPTIONS, context, arrival)
         result = read_action(prepared, served.generation)
         response = service_pb2.ActResponse(
             text=result.text,
@@ -309,13 +315,13 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             response.action.CopyFrom(wire.action_to_proto(result.action))
         return response
 
-    async def _generate(self, request, context, started: float) -> service_pb2.GenerateResponse:
+    async def _generate(self, request, context, started: float, arrival) -> service_pb2.GenerateResponse:
         self._check_text(request.prompt, "the prompt")
         self._check_image_count(len(request.images))
         options = self._options(request.options)
         prompt = prompts.free_prompt(request.prompt)
         prepared = await self._prepare(request.images)
-        served = await self._run(prepared, prompt, options, context)
+        served = await self._run(prepared, prompt, options, context, arrival)
         result = read_points(prepared, served.generation)
         return service_pb2.GenerateResponse(
             text=result.text,
@@ -345,7 +351,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         total_ms = (time.monotonic() - started) * 1000
         return wire.timing_to_proto(timings, served.queued_ms, total_ms, served.batch_size)
 
-    async def _model_info(self, request, context, started: float) -> service_pb2.ModelInfo:
+    async def _model_info(self, request, context, started: float, arrival) -> service_pb2.ModelInfo:
         info, config = self.model.info, self.config
         limits = service_pb2.Limits(
             max_image_pixels=self.model.limits.max_pixels,
