@@ -73,7 +73,8 @@ class MolmoAgentServicer:
 
     def StreamPoint(self, request_iterator, context):
         """A live camera: requests stream in, responses stream out. When frames arrive faster than the model
-        answers, older unanswered frames are dropped (newest wins); each response names its frame.
+        answers, older unanswered frames are dropped (newest wins); each response names its frame. An invalid
+        frame ends the stream with that frame's status (e.g. INVALID_ARGUMENT), like a unary call would.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
