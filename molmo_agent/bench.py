@@ -53,8 +53,13 @@ def run_point_bench(
     budget: int = 64,
     device: str | None = None,
     dtype: str | None = None,
+    cpu_threads: int | None = None,
 ) -> dict:
     """Measure one 1280x720 point query end to end; returns numbers and a printable table."""
+    if cpu_threads is not None:
+        from .backends.torch_setup import set_cpu_threads
+
+        set_cpu_threads(cpu_threads)
     with tempfile.TemporaryDirectory() as tmp:
         location = model or _build_preset(preset, tmp)
         backend = ScriptedMolmo2Backend(resolve(location), device=device or "cpu", dtype=dtype)

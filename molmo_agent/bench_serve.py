@@ -23,17 +23,19 @@ FORCED_ANSWER = '<points coords="1 1 412 655">mug</points>'
 CONCURRENCIES = (1, 4, 8, 16)
 
 
-def _serve_forever(model_dir: str, max_batch_size: int, port_queue, stop_event) -> None:
+def _serve_forever(model_dir: str, max_batch_size: int, cpu_threads: int, port_queue, stop_event) -> None:
     """Child process: a server with the scripted tiny model until ``stop_event`` is set."""
     import logging
 
     from .backends.registry import resolve
     from .backends.scripted import ScriptedMolmo2Backend
+    from .backends.torch_setup import set_cpu_threads
     from .model import MolmoModel
     from .server.app import BackgroundServer
     from .server.config import ServerConfig
 
     logging.disable(logging.INFO)
+    set_cpu_threads(cpu_threads)
     backend = ScriptedMolmo2Backend(resolve(model_dir))
     backend.script = lambda request: FORCED_ANSWER
     config = ServerConfig(port=0, max_batch_size=max_batch_size, max_batch_wait_ms=5.0, max_queue=256)
@@ -56,10 +58,12 @@ class ChildServer:
             self.process.terminate()
 
 
-def start_child_server(model_dir: str, max_batch_size: int) -> ChildServer:
+def start_child_server(model_dir: str, max_batch_size: int, cpu_threads: int = 1) -> ChildServer:
     context = multiprocessing.get_context("spawn")
     ports, stop_event = context.Queue(), context.Event()
-    process = context.Process(target=_serve_forever, args=(model_dir, max_batch_size, ports, stop_event))
+    process = context.Process(
+        target=_serve_forever, args=(model_dir, max_batch_size, cpu_threads, ports, stop_event)
+    )
     process.start()
     port = ports.get(timeout=300)
     return ChildServer(process, stop_event, f"127.0.0.1:{port}")
@@ -142,13 +146,21 @@ def _throughput(target: str, clients: int, seconds: float) -> float:
     return sum(done) / elapsed
 
 
-def run_serve_bench(runs: int = 30, seconds: float = 6.0, preset: str = "tiny") -> dict:
+def run_serve_bench(runs: int = 30, seconds: float = 6.0, preset: str = "tiny", cpu_threads: int = 1) -> dict:
+    """Both sides use ``cpu_threads`` torch threads (1 is the faster setting for the tiny model here)."""
     from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from .backends.torch_setup import set_cpu_threads
 
+    set_cpu_threads(cpu_threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(build_tiny_molmo2(f"{tmp}/{preset}", PRESETS[preset]))
-        results: dict = {"model": f"tiny preset {preset!r}", "answer": FORCED_ANSWER, "throughput_rps": {}}
-        batched = start_child_server(model_dir, max_batch_size=16)
+        results: dict = {
+            "model": f"tiny preset {preset!r}",
+            "cpu_threads": cpu_threads,
+            "answer": FORCED_ANSWER,
+            "throughput_rps": {},
+        }
+        batched = start_child_server(model_dir, max_batch_size=16, cpu_threads=cpu_threads)
         try:
             results["overhead"] = _overhead(model_dir, batched.target, runs)
             results["throughput_rps"]["batching"] = {
@@ -156,7 +168,7 @@ def run_serve_bench(runs: int = 30, seconds: float = 6.0, preset: str = "tiny") 
             }
         finally:
             batched.close()
-        single = start_child_server(model_dir, max_batch_size=1)
+        single = start_child_server(model_dir, max_batch_size=1, cpu_threads=cpu_threads)
         try:
             results["throughput_rps"]["batch_size_1"] = {
                 n: round(_throughput(single.target, n, seconds), 2) for n in CONCURRENCIES
@@ -171,7 +183,7 @@ def run_serve_bench(runs: int = 30, seconds: float = 6.0, preset: str = "tiny") 
 
 def _table(r: dict) -> str:
     lines = [
-        f"model: {r['model']} (answer forced: {r['answer']})",
+        f"model: {r['model']}, {r['cpu_threads']} torch CPU thread(s) (answer forced: {r['answer']})",
         "",
         "server overhead (gRPC round trip - in-process model.point):",
     ]

@@ -23,6 +23,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="Hub id or local folder (default: the embedded model)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda)")
+    parser.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
 def cmd_point(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def cmd_point(args: argparse.Namespace) -> int:
     from .model import load_model
 
     image_path = _image_argument(args.image)
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
     image = load_image(image_path)
     result = model.point_detailed(image, args.query, all_occurrences=args.all)
     if args.out:
@@ -105,7 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "serve":
         from .bench_serve import run_serve_bench
 
-        results = run_serve_bench(runs=args.runs or 30, seconds=args.seconds, preset=args.preset)
+        results = run_serve_bench(
+            runs=args.runs or 30, seconds=args.seconds, preset=args.preset, cpu_threads=args.cpu_threads or 1
+        )
         print(json.dumps(results, indent=2) if args.json else results["table"])
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=2))
@@ -119,6 +122,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         budget=args.budget,
         device=args.device,
         dtype=args.dtype,
+        cpu_threads=args.cpu_threads,
     )
     print(json.dumps(results, indent=2) if args.json else results["table"])
     if args.out:
@@ -139,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             model=args.model,
             device=args.device,
             dtype=args.dtype,
+            cpu_threads=args.cpu_threads,
             max_batch_size=args.max_batch_size,
             max_batch_wait_ms=args.max_batch_wait_ms,
             max_queue=args.max_queue,

@@ -291,8 +291,11 @@ def load_model(
     dtype: str | None = None,
     *,
     limits: ImageLimits | None = None,
+    cpu_threads: int | None = None,
 ) -> MolmoModel:
     """Load a Molmo by Hub id or local folder; ``None`` loads the embedded default model.
+
+    ``cpu_threads`` sets torch's CPU thread count for the process (``None`` keeps torch's default).
 
     Raises:
         ModelNotFoundError: the weights are not on this machine (the message says how to provide them).
@@ -300,6 +303,10 @@ def load_model(
     """
     from .backends.registry import backend_class, resolve
 
+    if cpu_threads is not None:
+        from .backends.torch_setup import set_cpu_threads
+
+        set_cpu_threads(cpu_threads)
     resolved = resolve(name_or_path)
     backend = backend_class(resolved.family)(resolved, device=device, dtype=dtype)
     return MolmoModel(backend, limits=limits)

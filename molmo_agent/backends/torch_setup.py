@@ -38,3 +38,15 @@ def choose_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def set_cpu_threads(count: int) -> None:
+    """Use ``count`` threads for torch's CPU kernels, process-wide.
+
+    Measured on a 2-core machine: the tiny model runs its decode loop faster on 1 thread (70 vs 79 ms in
+    process), and inside the server, where decoding and gRPC threads share the cores, 1 thread gave 69 ms
+    against 132 ms; a 39 M-parameter model is 1.7x faster on 2 threads. So it is a per-deployment choice.
+    """
+    if count < 1:
+        raise ValueError(f"cpu_threads must be >= 1, got {count}")
+    torch.set_num_threads(count)

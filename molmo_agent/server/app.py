@@ -97,6 +97,7 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
             config.device,
             config.dtype,
             limits=ImageLimits(max_pixels=config.max_image_pixels),
+            cpu_threads=config.cpu_threads,
         )
     if config.warmup:
         await asyncio.to_thread(_warm_up, model)

@@ -28,6 +28,7 @@ class ServerConfig:
     model: str | None = None
     device: str | None = None
     dtype: str | None = None
+    cpu_threads: int | None = None
     max_batch_size: int = 8
     max_batch_wait_ms: float = 5.0
     max_queue: int = 64
@@ -61,6 +62,8 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ConfigError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.max_batch_wait_ms < 0 or self.grace_s < 0:
             raise ConfigError("max_batch_wait_ms and grace_s must be >= 0")
         if not 0 <= self.port <= 65535:
