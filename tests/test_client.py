@@ -367,6 +367,28 @@ def test_token_and_tls_together(tiny_dir, tmp_path):
         assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_mutual_tls_needs_a_client_certificate(tiny_dir, tmp_path):
+    server_dir, client_dir = tmp_path / "server", tmp_path / "client"
+    server_dir.mkdir()
+    client_dir.mkdir()
+    server_cert, server_key = self_signed_certificate(server_dir)
+    client_cert, client_key = self_signed_certificate(client_dir, host="robot-1")
+    config = ServerConfig(
+        port=0, warmup=False, tls_cert=server_cert, tls_key=server_key, tls_client_ca=client_cert
+    )
+    with BackgroundServer(config, scripted_model(tiny_dir)) as server:
+        target = f"localhost:{server.port}"
+        with_identity = TlsConfig(
+            root_certificates=server_cert, certificate_chain=client_cert, private_key=client_key
+        )
+        with Client(target, tls=with_identity) as client:
+            assert client.point(png((32, 32)), "the item 50").points[0].label == "item 50"
+        without_identity = TlsConfig(root_certificates=server_cert)
+        with Client(target, tls=without_identity, retries=0) as client, pytest.raises(ClientError) as caught:
+            client.point(png((32, 32)), "the item 1", timeout_s=5)
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
 def test_tls_config_needs_key_and_certificate_together():
     with pytest.raises(ValueError, match="mutual TLS"):
         TlsConfig(certificate_chain=b"cert")

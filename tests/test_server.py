@@ -408,3 +408,51 @@ def test_cli_serve_answers_then_exits_cleanly_on_sigterm(tmp_path):
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert '"method": "GetModelInfo"' in stderr, "one structured log line per request"
+
+
+def test_a_request_cancelled_while_queued_never_reaches_the_model(tiny_dir):
+    model = scripted_model(tiny_dir, delay_s=0.8)
+    config = ServerConfig(port=0, warmup=False, max_batch_size=1, max_batch_wait_ms=0)
+    with BackgroundServer(config, model) as server, grpc.insecure_channel(server.target) as channel:
+        stub = service_pb2_grpc.MolmoAgentStub(channel)
+        blocker = stub.Point.future(point_request("the item 1"), timeout=30)
+        time.sleep(0.2)
+        cancelled = stub.Point.future(point_request("the item 2"), timeout=30)
+        time.sleep(0.1)
+        assert cancelled.cancel()
+        assert blocker.result().points[0].label == "item 1"
+        time.sleep(0.5)
+        assert model.backend.calls == [1], "the cancelled request must not be sent to the model"
+        counters = stub.GetModelInfo(service_pb2.GetModelInfoRequest(), timeout=10).counters
+        assert counters.errors_by_code["CANCELLED"] == 1
+
+
+def test_reflection_lists_the_services(server):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(server.target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        response = next(stub.ServerReflectionInfo(iter([request]), timeout=10))
+    names = {service.name for service in response.list_services_response.service}
+    assert {"molmo_agent.v1.MolmoAgent", "grpc.health.v1.Health"} <= names
+
+
+def test_generation_options_above_the_limit_name_the_limit(stub):
+    request = service_pb2.GenerateRequest(
+        images=[types_pb2.Image(encoded=png())],
+        prompt="Describe it.",
+        options=service_pb2.GenerationOptions(max_new_tokens=100_000),
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Generate(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_new_tokens" in caught.value.details() and "512" in caught.value.details()
+
+
+def test_too_many_images_name_the_limit(stub):
+    request = service_pb2.PointRequest(images=[types_pb2.Image(encoded=png((8, 8)))] * 9, query="the item 1")
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Point(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_images_per_request" in caught.value.details()
