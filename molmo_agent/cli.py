@@ -109,21 +109,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results = run_serve_bench(
             runs=args.runs or 30, seconds=args.seconds, preset=args.preset, cpu_threads=args.cpu_threads or 1
         )
-        print(json.dumps(results, indent=2) if args.json else results["table"])
-        if args.out:
-            Path(args.out).write_text(json.dumps(results, indent=2))
-        return 0
-    from .bench import run_point_bench
+    else:
+        from .bench import run_point_bench
 
-    results = run_point_bench(
-        model=args.model,
-        preset=args.preset,
-        runs=args.runs or 7,
-        budget=args.budget,
-        device=args.device,
-        dtype=args.dtype,
-        cpu_threads=args.cpu_threads,
-    )
+        results = run_point_bench(
+            model=args.model,
+            preset=args.preset,
+            runs=args.runs or 7,
+            budget=args.budget,
+            device=args.device,
+            dtype=args.dtype,
+            cpu_threads=args.cpu_threads,
+        )
     print(json.dumps(results, indent=2) if args.json else results["table"])
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
