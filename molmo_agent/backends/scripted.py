@@ -21,10 +21,13 @@ Script = Callable[[Request], str]
 
 
 class ForcedAnswerProcessor:
-    """Logits processor that forces row ``i`` to emit ``answers[i]`` token by token, then lets it be."""
+    """Logits processor that forces row ``i`` to emit ``answers[i]`` token by token, then lets it be
+    (or, with ``end_token``, forces that token next, as a trained model ends its answer)."""
 
-    def __init__(self, answers: Sequence[list[int]], prompt_length: int) -> None:
-        self.answers = answers
+    def __init__(
+        self, answers: Sequence[list[int]], prompt_length: int, end_token: int | None = None
+    ) -> None:
+        self.answers = [[*answer, end_token] if end_token is not None else answer for answer in answers]
         self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -40,7 +43,11 @@ class ScriptedMolmo2Backend(Molmo2Backend):
     """Molmo2Backend whose answers start with ``script(request)``."""
 
     script: Script = staticmethod(lambda request: "")
+    end_after_script: bool = False
+    """True: the answer ends (end-of-turn token) after the script, like a trained model's answer.
+    False: the random model keeps generating, which is what a fixed token budget pays for."""
 
     def extra_logits_processors(self, requests: Sequence[Request], prompt_length: int) -> list:
         answers = [self.tokenizer.encode(self.script(r), add_special_tokens=False) for r in requests]
-        return [ForcedAnswerProcessor(answers, prompt_length)]
+        end = self.tokenizer.eos_token_id if self.end_after_script else None
+        return [ForcedAnswerProcessor(answers, prompt_length, end)]
