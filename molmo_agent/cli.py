@@ -103,7 +103,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "serve":
+    if args.what == "agent":
+        from .bench_agent import run_agent_bench
+
+        results = run_agent_bench(steps=args.runs or 20, preset=args.preset, model=args.model)
+    elif args.what == "serve":
         from .bench_serve import run_serve_bench
 
         results = run_serve_bench(
@@ -163,6 +167,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .actions import ActionType
+    from .agent import ActionPolicy, AgentConfig, ConfirmingExecutor, DryRunExecutor, PointPolicy, run_agent
+    from .agent.record import TrajectoryRecorder
+    from .images import load_image
+    from .model import load_model
+
+    allowed = frozenset(ActionType(name.strip()) for name in args.allow.split(",")) if args.allow else None
+    config = AgentConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, allowed_actions=allowed)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+    policy = (ActionPolicy if args.policy == "action" else PointPolicy)(model, steps=args.step or None)
+    if args.screenshot:
+        executor = DryRunExecutor(load_image(_image_argument(args.screenshot)))
+    else:
+        from .agent.executors.desktop import DesktopExecutor
+
+        desktop = DesktopExecutor(settle_s=args.settle)
+        executor = DryRunExecutor(desktop) if args.dry_run else desktop
+    if args.confirm:
+        executor = ConfirmingExecutor(executor)
+    folder = Path(args.record or Path("molmo-agent-runs") / _time.strftime("%Y%m%d-%H%M%S"))
+    with executor, TrajectoryRecorder(folder, goal=args.goal) as recorder:
+        result = run_agent(args.goal, policy, executor, config, callbacks=[recorder, _print_step])
+        recorder.close(result)
+    print(f"stopped: {result.stop_reason} after {len(result.steps)} step(s); record: {folder / 'index.html'}")
+    return 0
+
+
+def _print_step(step) -> None:
+    action = step.action.to_json() if step.action else "-"
+    outcome = step.outcome.note if step.outcome else ""
+    print(f"step {step.index}: {action} {('ERROR ' + step.error) if step.error else outcome}".rstrip())
+
+
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -192,12 +232,14 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="latency breakdown of model.point (or, with 'serve', of the server)")
-    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve"])
+    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve", "agent"])
     bench.add_argument("--seconds", type=float, default=6.0, help="serve: seconds per throughput point")
     bench.add_argument(
         "--preset", default="tiny", help="tiny checkpoint size to build when --model is absent"
     )
-    bench.add_argument("--runs", type=int, default=None, help="timed runs (default 7; serve: 30)")
+    bench.add_argument(
+        "--runs", type=int, default=None, help="timed runs (default 7; serve: 30; agent: 20 steps)"
+    )
     bench.add_argument(
         "--budget", type=int, default=64, help="fixed token budget to compare stopping against"
     )
@@ -225,6 +267,25 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(serve)
 
+    gui = sub.add_parser("gui", help="drive the desktop (or dry-run a screenshot) towards a goal")
+    gui.add_argument("goal", help="e.g. 'click the Save button' or 'Turn on Wi-Fi' (with --policy action)")
+    gui.add_argument(
+        "--policy",
+        choices=["action", "point"],
+        default="point",
+        help="point: ground each instruction by pointing (any Molmo); action: Molmo's action format",
+    )
+    gui.add_argument("--step", action="append", help="low-level step instruction (repeatable, one per step)")
+    gui.add_argument("--dry-run", action="store_true", help="observe and record, never touch the screen")
+    gui.add_argument("--confirm", action="store_true", help="ask before each action")
+    gui.add_argument("--max-steps", type=int, default=10)
+    gui.add_argument("--max-seconds", type=float, default=300.0)
+    gui.add_argument("--allow", help="comma-separated action types that may run (default: all)")
+    gui.add_argument("--record", help="folder for the trajectory (default: molmo-agent-runs/<time>)")
+    gui.add_argument("--screenshot", help="dry-run on this image instead of the screen (no display needed)")
+    gui.add_argument("--settle", type=float, default=0.3, help="seconds to wait after each action")
+    _add_model_args(gui)
+
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
     tiny.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
@@ -237,6 +298,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "models": cmd_models,
     "bench": cmd_bench,
     "serve": cmd_serve,
+    "gui": cmd_gui,
     "build-tiny": cmd_build_tiny,
 }
 

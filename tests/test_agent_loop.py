@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -164,8 +165,8 @@ def test_goal_splitting():
     assert split_goal("click File; click Save then click OK") == ["click File", "click Save", "click OK"]
 
 
-@pytest.mark.parametrize(("answer", "executed", "stop"), [("n", False, "step_limit"), ("q", False, "quit")])
-def test_confirm_mode(model, backend, answer, executed, stop):
+@pytest.mark.parametrize(("answer", "stop"), [("n", "step_limit"), ("q", "quit")])
+def test_confirm_mode(model, backend, answer, stop):
     answers(backend, "Click(50.0, 50.0)")
     inner = DryRunExecutor(changing_screens())
     asked = []
@@ -228,3 +229,54 @@ def test_the_loop_runs_end_to_end_on_the_tiny_model(tiny_model, policy_class):
         assert step.raw_text or step.error is not None or step.action is not None
         if step.prompt:
             assert step.model_ms > 0
+
+
+def test_a_target_not_found_is_retried_before_moving_on(model, backend):
+    answers(backend, "There are none.", '<points coords="1 1 500 500">Save</points>', "x")
+    executor = DryRunExecutor(changing_screens())
+    result = run_agent(
+        "click Save; click Open", PointPolicy(model, steps=None), executor, AgentConfig(max_steps=3)
+    )
+    assert [s.prompt for s in result.steps[:2]] == ["Point to the Save.", "Point to the Save."]
+    assert result.steps[0].error and result.steps[1].error is None
+    assert result.steps[2].prompt == "Point to the Open."
+
+
+def test_the_same_unusable_answer_on_an_unchanged_screen_is_stuck(model, backend):
+    answers(backend, "no idea")
+    screen = Image.new("RGB", SCREEN, "white")
+    result = run_agent(
+        "Open settings", ActionPolicy(model), DryRunExecutor(screen), AgentConfig(max_steps=10)
+    )
+    assert result.stop_reason == "stuck"
+    assert len(result.steps) == 3
+
+
+class BrokenScreen(DryRunExecutor):
+    def observe(self):
+        from molmo_agent.agent import ExecutionError
+
+        raise ExecutionError("the screen grabber lost its display")
+
+
+def test_a_screen_that_cannot_be_observed_is_recorded_and_stops_the_run(model):
+    result = run_agent("Open settings", ActionPolicy(model), BrokenScreen(Image.new("RGB", (8, 8))))
+    assert result.stop_reason == "error"
+    assert "lost its display" in result.steps[0].error
+
+
+def test_cli_gui_dry_runs_a_screenshot_and_writes_the_trajectory(tmp_path, capsys):
+    from molmo_agent.cli import main
+
+    record = tmp_path / "run"
+    code = main(
+        ["gui", "click the red mug", "--screenshot", "sample", "--max-steps", "2", "--record", str(record)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "stopped:" in out and str(record / "index.html") in out
+    assert (record / "index.html").is_file() and (record / "steps.jsonl").is_file()
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["goal"] == "click the red mug"
+    assert summary["stop_reason"] in {"step_limit", "stuck"}  # the random model's guesses, dry run
+    assert summary["num_steps"] == 2

@@ -1,7 +1,8 @@
 """The agent loop: observe -> decide (prompt, model, parse) -> validate -> execute -> record.
 
-It stops at ``done``, the step limit, the wall-clock limit, when the same action repeats on an unchanged
-screen too often (stuck), when an environment's episode ends, or when the supervising person quits.
+It stops at ``done``, the step limit, the wall-clock limit (checked between steps, so a slow model call
+can overrun it by one step), when the same choice repeats on an unchanged screen too often (stuck), when
+an environment's episode ends, when the supervising person quits, or when the screen cannot be observed.
 Errors caused by the model's answer or by the executor are recorded on the step and the loop goes on;
 anything else is a bug and propagates.
 """
@@ -16,7 +17,7 @@ from ..actions import Action, ActionType
 from ..errors import MolmoAgentError
 from .executors.base import ExecutionError, Executor, StopRun
 from .policies import Policy
-from .records import RunResult, StepRecord
+from .records import RunResult, StepRecord, screens_match, signature
 
 StepCallback = Callable[[StepRecord], None]
 
@@ -78,12 +79,17 @@ def _one_step(
     index: int, goal: str, policy: Policy, executor: Executor, config: AgentConfig, history: list[Action]
 ) -> tuple[StepRecord, str | None]:
     """One observe-decide-execute cycle; returns the record and a stop reason (or None to go on)."""
-    observation = executor.observe()
+    try:
+        observation = executor.observe()
+    except MolmoAgentError as exc:  # no screen to act on: record why and stop
+        return StepRecord(index=index, error=f"could not observe the screen: {exc}"), "error"
+    thumbnail = observation.thumbnail()
     step = StepRecord(
         index=index,
         screenshot=observation.screenshot,
         capture_ms=observation.capture_ms,
-        screen_signature=observation.signature(),
+        screen_signature=signature(thumbnail),
+        screen_thumbnail=thumbnail,
     )
     decision = policy.decide(observation, goal, index, history)
     step.prompt, step.raw_text, step.action = decision.prompt, decision.raw_text, decision.action
@@ -113,14 +119,18 @@ def _one_step(
         return step, None
     finally:
         step.execute_ms = (time.perf_counter() - started) * 1000
-    history.append(action)
+    history.append(action)  # carried out (or recorded by a dry run): the policy moves on
     return step, "finished" if step.outcome.finished else None
 
 
 def _same_on_same_screen(previous: StepRecord | None, step: StepRecord) -> bool:
+    """The same choice (an action, or the same unusable answer) on an unchanged screen."""
     return (
         previous is not None
-        and previous.action is not None
-        and previous.action == step.action
-        and previous.screen_signature == step.screen_signature
+        and _choice(previous) == _choice(step)
+        and screens_match(previous.screen_thumbnail, step.screen_thumbnail)
     )
+
+
+def _choice(step: StepRecord) -> tuple:
+    return step.action, step.error if step.action is None else None

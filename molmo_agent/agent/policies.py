@@ -21,6 +21,10 @@ from .records import Decision, Observation
 
 
 class Policy(ABC):
+    """Chooses the next action. ``history`` holds the actions carried out so far: a policy that follows
+    a list of instructions moves to the next one only when the previous one's action went through, so a
+    target that was not found, or an action refused or declined, is tried again."""
+
     @abstractmethod
     def decide(
         self, observation: Observation, goal: str, step_index: int, history: Sequence[Action]
@@ -29,7 +33,7 @@ class Policy(ABC):
 
 
 class ActionPolicy(Policy):
-    """Molmo's action prediction. ``steps`` are optional low-level instructions, one per loop step."""
+    """Molmo's action prediction. ``steps`` are optional low-level instructions, one per action."""
 
     def __init__(self, model: MolmoModel, steps: Sequence[str] | None = None) -> None:
         self.model = model
@@ -38,7 +42,8 @@ class ActionPolicy(Policy):
     def decide(
         self, observation: Observation, goal: str, step_index: int, history: Sequence[Action]
     ) -> Decision:
-        step = self.steps[step_index] if step_index < len(self.steps) else None
+        done = len(history)
+        step = self.steps[done] if done < len(self.steps) else None
         result = self.model.act_detailed(observation.screenshot, goal, step=step, history=history)
         t = result.timings
         return Decision(
@@ -113,11 +118,12 @@ class PointPolicy(Policy):
         self, observation: Observation, goal: str, step_index: int, history: Sequence[Action]
     ) -> Decision:
         instructions = self.steps or split_goal(goal)
-        if step_index >= len(instructions):
+        done = len(history)
+        if done >= len(instructions):
             return Decision(
                 Action(type=ActionType.DONE), prompt="", raw_text="", reason="all instructions done"
             )
-        instruction = parse_instruction(instructions[step_index])
+        instruction = parse_instruction(instructions[done])
         if instruction.target is None:  # scroll, done: nothing to point at
             return Decision(_untargeted(instruction), prompt="", raw_text="")
         first = self.model.point_detailed(observation.screenshot, instruction.target)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..actions import Action
@@ -26,10 +28,24 @@ class Observation:
     def size(self) -> tuple[int, int]:
         return self.screenshot.size
 
-    def signature(self) -> str:
-        """A digest of a thumbnail: equal for an unchanged screen, cheap to compute every step."""
+    def thumbnail(self) -> bytes:
+        """A small grey thumbnail: cheap to keep every step, enough to tell whether the screen changed."""
         thumb = self.screenshot.convert("L").resize(SCREEN_SIGNATURE_SIZE, Image.Resampling.BILINEAR)
-        return hashlib.blake2b(thumb.tobytes(), digest_size=16).hexdigest()
+        return thumb.tobytes()
+
+
+def screens_match(a: bytes, b: bytes, *, level: int = 12, fraction: float = 0.01) -> bool:
+    """True when two thumbnails show the same screen: under ``fraction`` of pixels differ by more than
+    ``level`` grey levels, so a blinking cursor or a ticking clock does not count as a change."""
+    if len(a) != len(b) or not a:
+        return False
+    difference = np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8))
+    return int((difference > level).sum()) < fraction * len(a)
+
+
+def signature(thumbnail: bytes) -> str:
+    """A short digest of a thumbnail for the trajectory record."""
+    return hashlib.blake2b(thumbnail, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class StepRecord:
     error: str | None = None
     outcome: Outcome | None = None
     screen_signature: str = ""
+    screen_thumbnail: bytes = field(default=b"", repr=False)
     capture_ms: float = 0.0
     preprocess_ms: float = 0.0
     model_ms: float = 0.0
@@ -102,16 +119,23 @@ class StepRecord:
         }
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: such rewards are written as null."""
+    return value if value is None or math.isfinite(value) else None
+
+
 @dataclass
 class RunResult:
     """A finished run: why it stopped and every step."""
 
     goal: str
     stop_reason: str
-    """``done``, ``step_limit``, ``time_limit``, ``stuck``, ``finished`` (environment) or ``quit`` (user)."""
+    """``done``, ``step_limit``, ``time_limit``, ``stuck``, ``finished`` (environment), ``quit`` (user) or
+    ``error`` (the screen could not be observed)."""
     steps: list[StepRecord]
     record_dir: str | None = None
 
     @property
     def actions(self) -> list[Action]:
-        return [s.action for s in self.steps if s.action is not None and s.outcome and s.outcome.executed]
+        """The actions that went through (performed, or recorded by a dry run), in order."""
+        return [s.action for s in self.steps if s.action is not None and s.outcome is not None]

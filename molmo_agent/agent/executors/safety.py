@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ...actions import Action
 from ..records import Observation, Outcome
-from .base import Executor, StopRun
+from .base import ExecutionError, Executor, StopRun
 
 Ask = Callable[[Action], str]
 """Returns "y" (do it), "n" (skip it) or "q" (stop the run)."""
@@ -31,7 +31,7 @@ class ConfirmingExecutor(Executor):
         if answer == "q":
             raise StopRun("stopped by the person confirming actions")
         if answer != "y":
-            return Outcome(executed=False, note="declined by the person confirming actions")
+            raise ExecutionError("declined by the person confirming actions")
         return self.inner.execute(action)
 
     def close(self) -> None:
