@@ -26,17 +26,23 @@ FORCED_ANSWER = '<points coords="1 1 412 655">Save button</points>'
 
 def _screen(use_display: bool):
     if use_display:
-        from .agent.executors.desktop import DesktopExecutor
+        from .agent.executors.desktop import DesktopConfig, DesktopExecutor
 
-        return DesktopExecutor(settle_s=0.0), "desktop capture (mss)"
+        return DesktopExecutor(DesktopConfig(settle_s=0.0)), "desktop capture (mss)"
     frames = [load_image(synthetic_screenshot()), Image.new("RGB", (1280, 720), (236, 239, 244))]
     counter = iter(range(10**9))
     return (lambda: frames[next(counter) % 2]), "synthetic 1280x720 screenshot (no display)"
 
 
-def run_agent_bench(steps: int = 20, preset: str = "tiny", model: str | None = None) -> dict:
+def run_agent_bench(
+    steps: int = 20, preset: str = "tiny", model: str | None = None, cpu_threads: int | None = None
+) -> dict:
     from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
+    if cpu_threads is not None:
+        from .backends.torch_setup import set_cpu_threads
+
+        set_cpu_threads(cpu_threads)
     use_display = bool(os.environ.get("DISPLAY"))
     with tempfile.TemporaryDirectory() as tmp:
         location = model or str(build_tiny_molmo2(f"{tmp}/{preset}", PRESETS[preset]))

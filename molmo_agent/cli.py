@@ -106,7 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "agent":
         from .bench_agent import run_agent_bench
 
-        results = run_agent_bench(steps=args.runs or 20, preset=args.preset, model=args.model)
+        results = run_agent_bench(
+            steps=args.runs or 20, preset=args.preset, model=args.model, cpu_threads=args.cpu_threads
+        )
     elif args.what == "serve":
         from .bench_serve import run_serve_bench
 
@@ -183,9 +185,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if args.screenshot:
         executor = DryRunExecutor(load_image(_image_argument(args.screenshot)))
     else:
-        from .agent.executors.desktop import DesktopExecutor
+        from .agent.executors.desktop import DesktopConfig, DesktopExecutor
 
-        desktop = DesktopExecutor(settle_s=args.settle)
+        desktop = DesktopExecutor(DesktopConfig(settle_s=args.settle))
         executor = DryRunExecutor(desktop) if args.dry_run else desktop
     if args.confirm:
         executor = ConfirmingExecutor(executor)

@@ -442,3 +442,17 @@ def test_a_click_into_a_corner_does_not_trip_the_failsafe(xserver, desktop):
     assert outcome.note == "click at 1,1"
     desktop.execute(Action(type="wait"))  # the next call still works: the fail-safe did not fire
     assert pyautogui_failsafe()
+
+
+def test_cli_gui_dry_run_on_the_real_screen_records_and_touches_nothing(xserver, gui_app, tmp_path, capsys):
+    """`molmo-agent gui --dry-run` with the embedded model: real capture, nothing reaches the app."""
+    from molmo_agent.cli import main
+
+    record = tmp_path / "run"
+    code = main(["gui", "click the Save button", "--dry-run", "--max-steps", "2", "--record", str(record)])
+    assert code == 0
+    assert "stopped:" in capsys.readouterr().out
+    assert (record / "index.html").is_file()
+    time.sleep(QUIET_S)
+    assert gui_app.events() == []
+    assert pyautogui_failsafe()
