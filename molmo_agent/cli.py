@@ -205,6 +205,46 @@ def _print_step(step) -> None:
     print(f"step {step.index}: {action} {('ERROR ' + step.error) if step.error else outcome}".rstrip())
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import EvalConfig, run_eval
+    from .model import load_model
+
+    env_kwargs = {}
+    for item in args.env_arg or []:
+        key, _, value = item.partition("=")
+        env_kwargs[key] = _literal(value)
+    if args.data_dir:
+        env_kwargs["data_dir"] = args.data_dir
+    if args.task_level:
+        env_kwargs["task_level"] = args.task_level
+    config = EvalConfig(
+        env_id=args.env_id,
+        out_dir=Path(args.out or Path("molmo-agent-evals") / args.env_id.replace("/", "_")),
+        episodes=args.episodes,
+        protocol=args.protocol,
+        policy=args.policy,
+        seed=args.seed,
+        env_kwargs=env_kwargs,
+    )
+    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+    summary = run_eval(config, model, progress=not args.no_progress)
+    print(
+        f"{summary['env_id']} ({summary['protocol'] or 'env reward'}): step accuracy "
+        f"{summary['step_accuracy']:.1%} over {summary['steps']} steps, episode success "
+        f"{summary['episode_success_rate']:.1%} over {summary['episodes']} episodes; "
+        f"report: {config.out_dir / 'report.html'}"
+    )
+    return 0
+
+
+def _literal(value: str):
+    """``--env-arg`` values: JSON when they parse (numbers, lists, true/false), else the string."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -288,6 +328,21 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--settle", type=float, default=0.3, help="seconds to wait after each action")
     _add_model_args(gui)
 
+    evaluate = sub.add_parser("eval", help="evaluate a model on a molmo_envs environment")
+    evaluate.add_argument("env_id", help="e.g. molmo_agent/AndroidControl-v0, molmo_agent/SyntheticGui-v0")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument(
+        "--protocol", choices=["molmo", "distance14"], help="AndroidControl scoring protocol"
+    )
+    evaluate.add_argument("--policy", choices=["auto", "action", "point"], default="auto")
+    evaluate.add_argument("--data-dir", help="AndroidControl: folder with the TFRecord shards and splits")
+    evaluate.add_argument("--task-level", choices=["low", "high"], help="AndroidControl task level")
+    evaluate.add_argument("--env-arg", action="append", help="extra env keyword, KEY=VALUE (repeatable)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", help="output folder (default: molmo-agent-evals/<env>); rerun to resume")
+    evaluate.add_argument("--no-progress", action="store_true")
+    _add_model_args(evaluate)
+
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
     tiny.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
@@ -301,6 +356,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": cmd_bench,
     "serve": cmd_serve,
     "gui": cmd_gui,
+    "eval": cmd_eval,
     "build-tiny": cmd_build_tiny,
 }
 
