@@ -44,3 +44,16 @@ def scripted(scripted_backend):
     model = MolmoModel(scripted_backend)
     yield model
     scripted_backend.script = lambda request: ""
+
+
+@pytest.fixture(scope="session")
+def android_control_dir(tmp_path_factory):
+    """A small AndroidControl-format dataset (GZIP TFRecord shards + split files) written by our writer."""
+    from molmo_envs.androidcontrol.synthetic import make_episodes
+    from molmo_envs.androidcontrol.writer import write_dataset
+
+    folder = tmp_path_factory.mktemp("android_control_small")
+    episodes = make_episodes(3, sizes=[(540, 1200)])
+    ids = [e.episode_id for e in episodes]
+    write_dataset(folder, episodes, num_shards=2, splits={"train": [], "validation": [], "test": ids})
+    return folder

@@ -131,3 +131,66 @@ def test_cli_eval_with_the_tiny_model(tiny_dir, tmp_path, capsys):
     assert code == 0
     assert "step accuracy" in capsys.readouterr().out
     assert (out / "report.html").is_file()
+
+
+def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_control_dir, tmp_path, capsys):
+    """The real AndroidControl env on a small shard, the random tiny model, both protocols, resume, report."""
+    import shutil
+    import subprocess
+
+    from molmo_agent.cli import main
+
+    out = tmp_path / "eval"
+    base = ["eval", "molmo_agent/AndroidControl-v0", "--model", str(tiny_dir), "--data-dir"]
+    base += [
+        str(android_control_dir),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--env-arg",
+        "screen_size=[270,600]",
+    ]
+    assert main([*base, "--episodes", "2", "--protocol", "distance14"]) == 0
+    first = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert {line["episode"] for line in first} == {0, 1}
+    assert all(line["protocol"] == "distance14" for line in first)
+    assert main([*base, "--episodes", "3", "--protocol", "distance14"]) == 0  # resume: one more episode
+    lines = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert lines[: len(first)] == first and {line["episode"] for line in lines} == {0, 1, 2}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 3 and summary["steps"] == len(lines)
+    assert summary["protocol"] == "distance14"
+    assert set(summary["per_type_accuracy"]) <= {
+        "click",
+        "long_press",
+        "scroll",
+        "input_text",
+        "open_app",
+        "navigate_home",
+        "navigate_back",
+        "wait",
+    }
+    assert "step accuracy" in capsys.readouterr().out
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (CI installs it): the report's rendering is not checked")
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Failing steps" in dom.stdout and "molmo_agent/AndroidControl-v0" in dom.stdout
