@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from molmo_agent.actions import ANDROID_CONTROL_TYPES
 from molmo_envs.androidcontrol.episodes import (
     Element,
     episode_from_example,
@@ -197,16 +198,7 @@ def test_episode_round_trips_through_an_example():
     assert again.actions == episode.actions and again.step_instructions == episode.step_instructions
     assert again.screenshot_sizes == ((360, 800),) * 9
     assert again.screenshot(0).shape == (800, 360, 3)
-    assert {a["action_type"] for a in again.actions} == {
-        "click",
-        "long_press",
-        "scroll",
-        "input_text",
-        "open_app",
-        "navigate_home",
-        "navigate_back",
-        "wait",
-    }
+    assert {a["action_type"] for a in again.actions} == {t.value for t in ANDROID_CONTROL_TYPES}
     assert [e.bounds for e in again.elements(3)] == [e.bounds for e in episode.elements(3)]
 
 

@@ -13,21 +13,15 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from molmo_agent.actions import ANDROID_CONTROL_TYPES, ActionType
+
 from .episodes import Element, Episode
 from .writer import build_forest
 
 APPS = ("Clock", "Settings", "Gmail", "Maps", "Calendar")
 LABELS = ("Wi-Fi", "Bluetooth", "Alarms", "Inbox", "Search", "Add event", "Display", "Sound")
-ACTION_TYPES = (
-    "click",
-    "long_press",
-    "scroll",
-    "input_text",
-    "open_app",
-    "navigate_home",
-    "navigate_back",
-    "wait",
-)
+ACTION_TYPES = tuple(t.value for t in ActionType if t in ANDROID_CONTROL_TYPES)
+"""AndroidControl's eight types in the schema's order (every episode cycles through all of them)."""
 SIZES: tuple[tuple[int, int], ...] = ((1080, 2400), (720, 1600))
 
 
