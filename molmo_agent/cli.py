@@ -225,6 +225,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         policy=args.policy,
         seed=args.seed,
         env_kwargs=env_kwargs,
+        concurrency=args.concurrency,
     )
     model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
     summary = run_eval(config, model, progress=not args.no_progress)
@@ -339,6 +340,12 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task-level", choices=["low", "high"], help="AndroidControl task level")
     evaluate.add_argument("--env-arg", action="append", help="extra env keyword, KEY=VALUE (repeatable)")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="episodes in parallel (with a grpc:// model: server batching)",
+    )
     evaluate.add_argument("--out", help="output folder (default: molmo-agent-evals/<env>); rerun to resume")
     evaluate.add_argument("--no-progress", action="store_true")
     _add_model_args(evaluate)

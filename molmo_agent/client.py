@@ -33,6 +33,8 @@ from .v1 import service_pb2, service_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
+MAX_RECONNECT_BACKOFF_MS = 1000
+
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Room for a raw 4K RGB frame (24.9 MB) plus depth; gRPC's own default is 4 MiB."""
 
@@ -125,6 +127,7 @@ class GenerateReply:
     points: list[Point]
     model_id: str
     timing: dict[str, float]
+    num_generated_tokens: int = 0
 
 
 def _timing(msg) -> dict[str, float]:
@@ -196,7 +199,7 @@ class Client:
         tls: bool | TlsConfig | None = None,
         timeout_s: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        retries: int = 3,
+        retries: int = 5,
         backoff_s: float = 0.1,
     ) -> None:
         if timeout_s <= 0 or retries < 0 or backoff_s < 0 or max_message_bytes < 1:
@@ -212,6 +215,9 @@ class Client:
             # reconnect as often as we retry, so a retry can find a server that has just come up
             ("grpc.initial_reconnect_backoff_ms", backoff_ms),
             ("grpc.min_reconnect_backoff_ms", backoff_ms),
+            # and never back off for long: after a server restart the same client must reconnect within
+            # its retry window (gRPC's default grows to 120 s after repeated failures)
+            ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ]
         self._metadata: tuple[tuple[str, str], ...] = ()
         if tls:
@@ -312,21 +318,28 @@ class Client:
         max_new_tokens: int = 0,
         temperature: float = 0.0,
         top_p: float = 0.0,
+        stop_at_answer: bool = False,
         bgr: bool = False,
         encoding: str = "raw",
         timeout_s: float | None = None,
     ) -> GenerateReply:
-        """A free-form answer; 0 means the server's default for each option (greedy, top_p 1)."""
+        """A free-form answer; 0 means the server's default for each option (greedy, top_p 1).
+
+        ``stop_at_answer`` ends the answer at its pointing tag's end, as the library's point calls do.
+        """
         request = service_pb2.GenerateRequest(
             prompt=prompt,
             options=service_pb2.GenerationOptions(
-                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop_at_answer=stop_at_answer,
             ),
         )
         _add_images(request.images, image, bgr=bgr, encoding=encoding)
         msg = self._unary("Generate", request, timeout_s)
         points = [wire.point_from_proto(p) for p in msg.points]
-        return GenerateReply(msg.text, points, msg.model_id, _timing(msg.timing))
+        return GenerateReply(msg.text, points, msg.model_id, _timing(msg.timing), msg.num_generated_tokens)
 
     def model_info(self, *, timeout_s: float | None = None) -> dict[str, Any]:
         """The served model, the server's limits and its counters (fields as in ``ModelInfo``)."""

@@ -13,6 +13,7 @@ When the remote code breaks in other ways on a newer transformers, generation fa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -70,6 +71,7 @@ class Molmo1Backend(Backend):
 
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
+        self._lock = threading.Lock()  # one model call at a time when several threads share the model
         try:
             self.processor = AutoProcessor.from_pretrained(resolved.location, trust_remote_code=True)
             self.model = AutoModelForCausalLM.from_pretrained(
@@ -103,7 +105,8 @@ class Molmo1Backend(Backend):
         return f"{INCOMPATIBLE_HINT.format(version=transformers.__version__)} (cause: {exc})"
 
     def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
-        return [self._generate_one(request, options) for request in requests]
+        with self._lock:
+            return [self._generate_one(request, options) for request in requests]
 
     def _generate_one(self, request: Request, options: GenerationOptions) -> Generation:
         from transformers import GenerationConfig

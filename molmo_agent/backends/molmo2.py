@@ -8,6 +8,7 @@ and each row may stop as soon as its pointing answer is complete.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -37,6 +38,7 @@ class Molmo2Backend(Backend):
 
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
+        self._lock = threading.Lock()  # one model call at a time when several threads share the model
         try:
             self.processor = AutoProcessor.from_pretrained(resolved.location)
             self.model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=self.dtype)
@@ -84,6 +86,10 @@ class Molmo2Backend(Backend):
     def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
         if not requests:
             return []
+        with self._lock:
+            return self._generate(requests, options)
+
+    def _generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
         started = time.perf_counter()
         inputs = self.preprocess(requests)
         prompt_length = inputs["input_ids"].shape[1]

@@ -56,6 +56,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 BACKENDS: dict[str, str] = {
     "molmo2": "molmo_agent.backends.molmo2:Molmo2Backend",
     "molmo1": "molmo_agent.backends.molmo1:Molmo1Backend",
+    "remote": "molmo_agent.backends.remote:RemoteBackend",
 }
 """Family -> ``module:Class`` of its backend, imported only when a model of that family is loaded."""
 
@@ -73,10 +74,16 @@ class ResolvedModel:
 
 
 def resolve(name_or_path: str | os.PathLike | None) -> ResolvedModel:
-    """Turn what the user typed into a family and a location, without loading any weights."""
+    """Turn what the user typed into a family and a location, without loading any weights.
+
+    ``grpc://HOST:PORT`` / ``grpcs://HOST:PORT`` name a model served by ``molmo-agent serve`` (the family
+    ``remote``; the served model's own family is read from the server when it is loaded).
+    """
     if name_or_path is None or str(name_or_path) in ("", "default", DEFAULT_MODEL_NAME):
         return ResolvedModel(DEFAULT_MODEL_NAME, "molmo2", str(DEFAULT_MODEL_DIR), True)
     text = str(name_or_path)
+    if text.startswith(("grpc://", "grpcs://")):
+        return ResolvedModel(text, "remote", text, False)
     path = Path(text).expanduser()
     if path.is_dir():
         return ResolvedModel(text, family_of_dir(path), str(path), True)
@@ -129,6 +136,8 @@ def is_available_locally(model_id: str) -> bool:
     try:
         resolved = resolve(model_id)
     except (ModelNotFoundError, ModelLoadError):
+        return False
+    if resolved.family == "remote":
         return False
     return resolved.is_local_dir or cached_snapshot(resolved.location) is not None
 

@@ -9,8 +9,10 @@ pointing for instruction-following envs ("tap the blue Settings button", "point 
 from __future__ import annotations
 
 import json
+import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import numpy as np
 from ..actions import Action, ActionType
 from ..agent.policies import PointPolicy
 from ..agent.records import Observation
+from ..errors import MolmoAgentError
 from ..images import load_image
 from ..model import MolmoModel
 from .summary import summarize, write_report
@@ -39,10 +42,15 @@ class EvalConfig:
     """``action`` (Molmo's action format), ``point`` (pointing-grounded) or ``auto`` (by observation)."""
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 1
+    """Episodes run in parallel (one env each): with a ``grpc://`` model their requests reach the server
+    together, so its dynamic batching serves them in one model call."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.policy not in ("auto", "action", "point"):
             raise ValueError(f"policy must be auto, action or point, got {self.policy!r}")
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -72,7 +80,20 @@ def _policy_kind(config: EvalConfig, obs: dict[str, Any]) -> str:
 
 
 def _decide(model: MolmoModel, kind: str, obs: dict[str, Any]) -> dict[str, Any]:
-    """One prediction: the action (a ``wait`` stands in for an unusable answer) and its record."""
+    """One prediction: the action (a ``wait`` stands in for an unusable answer or a failed model call)
+    and its record. A failed call (e.g. the server is down) is recorded on the step; the run goes on."""
+    try:
+        return _predict(model, kind, obs)
+    except MolmoAgentError as exc:
+        task = str(obs.get("instruction") or obs.get("goal") or "")
+        record = {"task": task, "raw_text": "", "predicted": None, "parse_error": None, "model_ms": 0.0}
+        return {
+            "action": Action(type=ActionType.WAIT),
+            "record": {**record, "error": f"{type(exc).__name__}: {exc}"},
+        }
+
+
+def _predict(model: MolmoModel, kind: str, obs: dict[str, Any]) -> dict[str, Any]:
     image = _screenshot(obs)
     if kind == "action":
         step = str(obs.get("instruction") or "") or None
@@ -94,6 +115,7 @@ def _decide(model: MolmoModel, kind: str, obs: dict[str, Any]) -> dict[str, Any]
             "raw_text": text,
             "predicted": action.to_dict() if action is not None else None,
             "parse_error": None if action is not None else (reason or "no action"),
+            "error": None,
             "model_ms": round(model_ms, 3),
         },
     }
@@ -178,13 +200,25 @@ def run_eval(
     (config.out_dir / "config.json").write_text(json.dumps(_jsonable(asdict(config)), indent=2))
     done = completed_episodes(steps_path)
     todo = [e for e in range(config.episodes) if e not in done]
-    env = make_env(config)
+    envs: queue.Queue = queue.Queue()
+    for _ in range(min(config.concurrency, max(len(todo), 1))):
+        envs.put(make_env(config))
+
+    def episode_on_a_free_env(episode: int) -> list[dict]:
+        env = envs.get()
+        try:
+            return _run_episode(env, model, config, episode, shots)
+        finally:
+            envs.put(env)
+
     bar = _progress(len(todo), progress)
     correct = total = 0
+    pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="eval-episode")
     try:
-        for episode in todo:
-            lines = _run_episode(env, model, config, episode, shots)
-            with steps_path.open("a") as out:
+        futures = {pool.submit(episode_on_a_free_env, episode): episode for episode in todo}
+        for future in as_completed(futures):
+            lines = future.result()
+            with steps_path.open("a") as out:  # a whole episode per write: resume never sees half of one
                 out.write("".join(json.dumps(line) + "\n" for line in lines))
             correct += sum(line["correct"] for line in lines)
             total += len(lines)
@@ -192,9 +226,11 @@ def run_eval(
                 bar.set_postfix(step_acc=f"{correct / max(total, 1):.1%}")
                 bar.update(1)
             if on_episode is not None:
-                on_episode(episode, lines)
+                on_episode(futures[future], lines)
     finally:
-        env.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+        while not envs.empty():
+            envs.get().close()
         if bar is not None:
             bar.close()
     records = [json.loads(line) for line in steps_path.read_text().splitlines() if line.strip()]

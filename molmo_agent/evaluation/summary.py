@@ -60,6 +60,7 @@ def summarize(records: list[dict], *, env_id: str, protocol: str | None, model_i
             sum(_episode_success(lines) for lines in episodes.values()) / len(episodes) if episodes else 0.0
         ),
         "parse_errors": sum(1 for r in records if r.get("parse_error")),
+        "call_errors": sum(1 for r in records if r.get("error")),
         "median_model_ms": statistics.median(r["model_ms"] for r in records) if records else 0.0,
         "median_env_ms": statistics.median(r["env_ms"] for r in records) if records else 0.0,
         "median_harness_overhead_ms": statistics.median(overheads) if overheads else 0.0,
@@ -112,7 +113,7 @@ def _failure_row(record: dict, out_dir: Path) -> dict[str, str]:
         "task": str(record.get("task", "")),
         "predicted": json.dumps(record.get("predicted")),
         "truth": json.dumps(record.get("gt_action")),
-        "reason": str(record.get("reason") or record.get("parse_error") or ""),
+        "reason": str(record.get("error") or record.get("reason") or record.get("parse_error") or ""),
         "text": str(record.get("raw_text", ""))[:300],
     }
 

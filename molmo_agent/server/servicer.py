@@ -328,6 +328,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             points=[wire.point_to_proto(p) for p in result.points],
             model_id=self.model.info.model_id,
             timing=self._timing(result.timings, served, started),
+            num_generated_tokens=result.num_generated_tokens,
         )
 
     def _options(self, requested) -> GenerationOptions:
@@ -340,7 +341,10 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             )
         try:
             return GenerationOptions(
-                max_new_tokens=max_new, temperature=requested.temperature, top_p=requested.top_p or 1.0
+                max_new_tokens=max_new,
+                stop_at_answer=requested.stop_at_answer,
+                temperature=requested.temperature,
+                top_p=requested.top_p or 1.0,
             )
         except ValueError as exc:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc

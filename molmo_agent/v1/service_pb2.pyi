@@ -88,14 +88,16 @@ class ActResponse(_message.Message):
     def __init__(self, action: _Optional[_Union[_types_pb2.Action, _Mapping]] = ..., text: _Optional[str] = ..., reason: _Optional[str] = ..., model_id: _Optional[str] = ..., timing: _Optional[_Union[_types_pb2.Timing, _Mapping]] = ...) -> None: ...
 
 class GenerationOptions(_message.Message):
-    __slots__ = ("max_new_tokens", "temperature", "top_p")
+    __slots__ = ("max_new_tokens", "temperature", "top_p", "stop_at_answer")
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
+    STOP_AT_ANSWER_FIELD_NUMBER: _ClassVar[int]
     max_new_tokens: int
     temperature: float
     top_p: float
-    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ...) -> None: ...
+    stop_at_answer: bool
+    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop_at_answer: _Optional[bool] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("images", "prompt", "options")
@@ -108,16 +110,18 @@ class GenerateRequest(_message.Message):
     def __init__(self, images: _Optional[_Iterable[_Union[_types_pb2.Image, _Mapping]]] = ..., prompt: _Optional[str] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("text", "points", "model_id", "timing")
+    __slots__ = ("text", "points", "model_id", "timing", "num_generated_tokens")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
+    NUM_GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     text: str
     points: _containers.RepeatedCompositeFieldContainer[_types_pb2.Point]
     model_id: str
     timing: _types_pb2.Timing
-    def __init__(self, text: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_types_pb2.Point, _Mapping]]] = ..., model_id: _Optional[str] = ..., timing: _Optional[_Union[_types_pb2.Timing, _Mapping]] = ...) -> None: ...
+    num_generated_tokens: int
+    def __init__(self, text: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_types_pb2.Point, _Mapping]]] = ..., model_id: _Optional[str] = ..., timing: _Optional[_Union[_types_pb2.Timing, _Mapping]] = ..., num_generated_tokens: _Optional[int] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
