@@ -110,7 +110,8 @@ def _start_server(tiny_dir, port: int) -> subprocess.Popen:
                 if client.health(timeout_s=2) == "SERVING":
                     return process
         except ma.MolmoAgentError:
-            time.sleep(0.2)
+            pass  # not listening yet
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError("the server did not become healthy")
 

@@ -1,0 +1,102 @@
+"""Evaluation throughput (env steps/s) with the tiny model in process versus through a server.
+
+    python benchmarks/eval_throughput.py [--episodes 8] [--out results.json]
+
+Writes a small AndroidControl-format shard, evaluates the embedded default model on it in process
+(concurrency 1), then starts `molmo-agent serve` in another process and evaluates the same episodes
+through `grpc://` at concurrency 1, 4 and 8 (parallel episodes, batched by the server). Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import molmo_agent as ma
+from molmo_agent.evaluation import EvalConfig, run_eval
+
+ENV = "molmo_agent/AndroidControl-v0"
+
+
+def _shard(folder: Path, episodes: int) -> Path:
+    from molmo_envs.androidcontrol.synthetic import make_episodes
+    from molmo_envs.androidcontrol.writer import write_dataset
+
+    made = make_episodes(episodes, sizes=[(540, 1200)])
+    ids = [e.episode_id for e in made]
+    write_dataset(folder, made, splits={"train": [], "validation": [], "test": ids})
+    return folder
+
+
+def _serve(port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "molmo_agent.cli", "serve", "--port", str(port), "--max-batch-size", "8"]
+    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            with ma.Client(f"127.0.0.1:{port}", retries=0) as client:
+                if client.health(timeout_s=2) == "SERVING":
+                    return process
+        except ma.MolmoAgentError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def _run(model, data: Path, out: Path, episodes: int, concurrency: int) -> dict:
+    config = EvalConfig(
+        ENV,
+        out,
+        episodes=episodes,
+        concurrency=concurrency,
+        env_kwargs={"data_dir": str(data), "screen_size": (270, 600)},
+    )
+    started = time.perf_counter()
+    summary = run_eval(config, model, progress=False)
+    seconds = time.perf_counter() - started
+    return {
+        "steps": summary["steps"],
+        "seconds": round(seconds, 2),
+        "steps_per_s": round(summary["steps"] / seconds, 2),
+        "step_accuracy": summary["step_accuracy"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = _shard(root / "data", args.episodes)
+        results = {"local c1": _run(ma.load_model(), data, root / "local", args.episodes, 1)}
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = _serve(port)
+        try:
+            remote = ma.load_model(f"grpc://127.0.0.1:{port}")
+            for concurrency in (1, 4, 8):
+                results[f"grpc c{concurrency}"] = _run(
+                    remote, data, root / f"remote{concurrency}", args.episodes, concurrency
+                )
+            results["server batch sizes"] = remote.backend.client.model_info()["counters"]["batch_sizes"]
+        finally:
+            server.terminate()
+            server.wait(30)
+    for name, row in results.items():
+        print(f"{name:20s} {row}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
