@@ -38,16 +38,13 @@ def _shard(folder: Path, episodes: int) -> Path:
 def _serve(port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "molmo_agent.cli", "serve", "--port", str(port), "--max-batch-size", "8"]
     process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            with ma.Client(f"127.0.0.1:{port}", retries=0) as client:
-                if client.health(timeout_s=2) == "SERVING":
-                    return process
-        except ma.MolmoAgentError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
+    try:
+        with ma.Client(f"127.0.0.1:{port}", retries=0) as client:
+            client.wait_for_serving(timeout_s=300)
+    except ma.MolmoAgentError:
+        process.kill()
+        raise
+    return process
 
 
 def _run(model, data: Path, out: Path, episodes: int, concurrency: int) -> dict:

@@ -354,6 +354,26 @@ class Client:
         reply = self._unary("Health", request, timeout_s, rpc=self._health.Check)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
+    def wait_for_serving(self, timeout_s: float = 120.0, poll_s: float = 0.2) -> None:
+        """Block until the server's health says SERVING (it may be starting or loading its model).
+
+        Raises:
+            ClientError: with code DEADLINE_EXCEEDED when it is not serving within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                last = self.health(timeout_s=min(2.0, max(deadline - time.monotonic(), 0.01)))
+            except ClientError as exc:
+                last = f"{exc.code.name}: {exc.details}"
+            if last == "SERVING":
+                return
+            _sleep(poll_s)
+        raise ClientError(
+            "Health", grpc.StatusCode.DEADLINE_EXCEEDED, f"not serving after {timeout_s} s ({last})"
+        )
+
     def stream_point(
         self,
         frames: Iterable[Any],

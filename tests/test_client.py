@@ -435,3 +435,10 @@ def test_robot_example_says_when_the_source_cannot_be_opened(server, tmp_path):
     result = run_example(server.target, "the mug", "--source", str(tmp_path / "missing.mp4"))
     assert result.returncode != 0
     assert "cannot open video source" in result.stderr
+
+
+def test_wait_for_serving_times_out_clearly_when_nothing_listens():
+    with Client("127.0.0.1:9", retries=0) as client, pytest.raises(ClientError) as caught:
+        client.wait_for_serving(timeout_s=1.0, poll_s=0.1)
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "not serving after 1.0 s" in str(caught.value)
