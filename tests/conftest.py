@@ -57,3 +57,23 @@ def android_control_dir(tmp_path_factory):
     ids = [e.episode_id for e in episodes]
     write_dataset(folder, episodes, num_shards=2, splits={"train": [], "validation": [], "test": ids})
     return folder
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_dir):
+    """The tiny model answering like a trained one: the scripted text, then its end-of-turn token."""
+    from molmo_agent.backends.registry import resolve
+    from molmo_agent.backends.scripted import ScriptedMolmo2Backend
+
+    scripted = ScriptedMolmo2Backend(resolve(str(tiny_dir)))
+    scripted.end_after_script = True
+    return scripted
+
+
+@pytest.fixture
+def model(backend):
+    """A MolmoModel over ``backend``; set ``backend.script`` in the test (reset afterwards)."""
+    from molmo_agent.model import MolmoModel
+
+    yield MolmoModel(backend)
+    backend.script = lambda request: ""

@@ -22,24 +22,8 @@ from molmo_agent.agent import (
     run_agent,
     split_goal,
 )
-from molmo_agent.backends.registry import resolve
-from molmo_agent.backends.scripted import ScriptedMolmo2Backend
-from molmo_agent.model import MolmoModel
 
 SCREEN = (800, 600)
-
-
-@pytest.fixture(scope="module")
-def backend(tiny_dir):
-    scripted = ScriptedMolmo2Backend(resolve(str(tiny_dir)))
-    scripted.end_after_script = True
-    return scripted
-
-
-@pytest.fixture
-def model(backend):
-    yield MolmoModel(backend)
-    backend.script = lambda request: ""
 
 
 def answers(backend, *texts: str, then: str | None = None) -> None:

@@ -38,9 +38,6 @@ from molmo_agent.agent.executors.desktop import (
     screen_transform,
     to_pointer,
 )
-from molmo_agent.backends.registry import resolve
-from molmo_agent.backends.scripted import ScriptedMolmo2Backend
-from molmo_agent.model import MolmoModel
 
 xserver = conftest_gui.xserver
 gui_app = conftest_gui.gui_app
@@ -51,19 +48,6 @@ QUIET_S = 0.5
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def backend(tiny_dir):
-    scripted = ScriptedMolmo2Backend(resolve(str(tiny_dir)))
-    scripted.end_after_script = True
-    return scripted
-
-
-@pytest.fixture
-def model(backend):
-    yield MolmoModel(backend)
-    backend.script = lambda request: ""
 
 
 @pytest.fixture
