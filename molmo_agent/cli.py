@@ -109,6 +109,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results = run_agent_bench(
             steps=args.runs or 20, preset=args.preset, model=args.model, cpu_threads=args.cpu_threads
         )
+    elif args.what == "gpu":
+        from .bench_gpu import run_gpu_bench
+
+        results = run_gpu_bench(
+            size=args.size, device=args.device, runs=args.runs or 3, budget_s=args.budget_s, out=args.out
+        )
     elif args.what == "serve":
         from .bench_serve import run_serve_bench
 
@@ -275,7 +281,9 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="latency breakdown of model.point (or, with 'serve', of the server)")
-    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve", "agent"])
+    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve", "agent", "gpu"])
+    bench.add_argument("--size", default=None, help="gpu: 8b, medium or tiny (default 8b on cuda, else tiny)")
+    bench.add_argument("--budget-s", type=float, default=420.0, help="gpu: skip phases past this many s")
     bench.add_argument("--seconds", type=float, default=6.0, help="serve: seconds per throughput point")
     bench.add_argument(
         "--preset", default="tiny", help="tiny checkpoint size to build when --model is absent"
