@@ -57,7 +57,9 @@ TOGGLE_WORDS = (
 )  # fmt: skip
 TYPE_WORDS = ("hello", "world", "Alice", "Paris", "12345", "molmo", "coffee", "tomorrow", "blue sky", "Bob")
 TITLES = ("Home", "Dashboard", "My App", "Inbox", "Settings", "Explore", "Shop", "Library", "Profile")
-TASK_KINDS = ("click", "multi", "any")
+TASK_KINDS = ("click", "icon", "multi", "any")
+"""``click``: one tap on any element; ``icon``: one tap on an icon named by colour and shape; ``multi``: two or
+three actions; ``any``: click or multi."""
 
 _CLICK_VERBS = ("Tap", "Click", "Press", "Select")
 
@@ -261,13 +263,12 @@ class Task:
 
 
 def make_task(rng: np.random.Generator, scene: Scene, kind: str, difficulty: int) -> Task:
-    """A task the scene supports: ``click`` is one tap, ``multi`` needs two or three actions."""
+    """A task the scene supports: ``click`` and ``icon`` are one tap, ``multi`` needs two or three actions."""
     if kind == "any":
         kind = ("click", "multi")[int(rng.integers(2))]
-    if kind == "click":
-        pool = [
-            e for e in scene.elements if e.layer == 0 and e.kind in ("button", "icon", "list_item", "toggle")
-        ]
+    if kind in ("click", "icon"):
+        kinds = ("icon",) if kind == "icon" else ("button", "icon", "list_item", "toggle")
+        pool = [e for e in scene.elements if e.layer == 0 and e.kind in kinds]
         target = pool[int(rng.integers(len(pool)))]
         if target.kind == "toggle":
             word = "on" if not target.on else "off"

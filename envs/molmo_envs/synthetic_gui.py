@@ -85,7 +85,8 @@ class SyntheticGuiEnv(gym.Env):
     ## Arguments
     - ``screen_size``: canvas ``(width, height)`` in pixels, fixed per env (the Box needs a fixed shape);
       phone ~360x640..540x960, desktop ~800x600..1280x720.
-    - ``task``: ``"click"`` (one tap), ``"multi"`` (two or three actions) or ``"any"``.
+    - ``task``: ``"click"`` (one tap), ``"icon"`` (one tap on an icon named by colour and shape, e.g.
+      "Click the red star icon."), ``"multi"`` (two or three actions) or ``"any"`` (click or multi).
     - ``difficulty``: 0, 1 or 2 (more, smaller elements; repeated colours), or None for random per episode.
     - ``random_size``: draw the app in a window of random size and aspect ratio inside the canvas (else
       the app fills it).

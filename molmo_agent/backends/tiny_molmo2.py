@@ -16,6 +16,10 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,9 @@ class TinyMolmo2Spec:
     max_position_embeddings: int = 8192
     seed: int = 0
     vision_init_range: float | None = None
+    sincos_positions: bool = False
+    """Start the ViT's position embeddings as a 2-D sine-cosine grid (training from scratch learns where
+    things are much sooner than from random embeddings)."""
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,8 +131,24 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
         crop_size=224,
         max_crops=6,
     ),
+    "pointer": TinyMolmo2Spec(
+        vit_width=128,
+        vit_layers=6,
+        vit_heads=4,
+        text_width=192,
+        text_layers=4,
+        text_heads=6,
+        text_kv_heads=2,
+        text_intermediate=512,
+        adapter_intermediate=256,
+        crop_size=224,
+        max_crops=1,
+        overlap_margins=(4, 4),
+        sincos_positions=True,
+    ),
 }
-"""Named sizes for tests (``tiny``), the CPU benchmark's mid-size model and training experiments."""
+"""Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
+(one 224-px view plus its crop, so colour and shape of a phone icon survive the resize; ~3.5 M parameters)."""
 
 
 def _build_tokenizer():
@@ -252,6 +275,8 @@ def build_tiny_molmo2(out_dir: str | Path, spec: TinyMolmo2Spec | None = None) -
     config = _build_config(spec, tokenizer, vocab_size)
     torch.manual_seed(spec.seed)
     model = Molmo2ForConditionalGeneration(config).eval()
+    if spec.sincos_positions:
+        _init_sincos_positions(model, spec)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -266,6 +291,35 @@ def build_tiny_molmo2(out_dir: str | Path, spec: TinyMolmo2Spec | None = None) -
     )
     logger.info("wrote tiny Molmo2 (%d parameters) to %s", sum(p.numel() for p in model.parameters()), out)
     return out
+
+
+def sincos_grid(grid: int, width: int) -> torch.Tensor:
+    """``(grid * grid, width)`` 2-D sine-cosine position codes: half the channels encode the row, half the
+    column, each as sines and cosines of geometrically spaced frequencies (row-major patch order)."""
+    import torch
+
+    quarter = width // 4
+    frequencies = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float64) / max(quarter, 1)))
+    positions = torch.arange(grid, dtype=torch.float64)
+    angles = positions[:, None] * frequencies[None, :]  # (grid, quarter)
+    axis = torch.cat([angles.sin(), angles.cos()], dim=1)  # (grid, 2 * quarter)
+    rows = axis[:, None, :].expand(grid, grid, -1)
+    cols = axis[None, :, :].expand(grid, grid, -1)
+    codes = torch.zeros(grid, grid, width, dtype=torch.float64)
+    codes[..., : 4 * quarter] = torch.cat([rows, cols], dim=-1)
+    return codes.reshape(grid * grid, width).float()
+
+
+def _init_sincos_positions(model, spec: TinyMolmo2Spec) -> None:
+    import torch
+
+    grid = spec.crop_size // spec.patch_size
+    for name, parameter in model.named_parameters():
+        if name.endswith("positional_embedding"):
+            with torch.no_grad():
+                parameter.copy_(sincos_grid(grid, parameter.shape[1]) * 0.5)
+            return
+    raise RuntimeError("the Molmo2 vision tower has no positional_embedding parameter")
 
 
 def _spec_dict(spec: TinyMolmo2Spec) -> dict:

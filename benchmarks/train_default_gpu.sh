@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Train the embedded default model (molmo_agent/default_model) on a lent GPU, as shipped.
+#
+# Runs on the device machine from the repo root, with the wheels of benchmarks/fetch_gpu_wheels.sh carried
+# in .whl/ (transformers >= 5.20, tokenizers, gymnasium, ...). The same `molmo-agent finetune` command runs
+# on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
+# Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
+set -uo pipefail
+OUT=${OUT:-/tmp/molmo-train-out}
+RUN=${RUN:-/tmp/molmo-train-run}
+MINUTES=${MINUTES:-5}
+mkdir -p "$OUT"
+if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:.:envs
+fi
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python3 -m molmo_agent.cli -v finetune --init-preset pointer --out "$RUN" \
+  --data synthetic_gui:icon=0.5 --data synthetic_gui:click=0.15 --data tabletop=0.35 \
+  --steps "${STEPS:-8000}" --batch-size "${BATCH:-64}" --lr 1e-3 --warmup 200 --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
+  --workers "${WORKERS:-14}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 | grep -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
+status=$?
+cp "$RUN/history.jsonl" "$OUT/" 2>/dev/null
+tar -czf "$OUT/default_model.tar.gz" -C "$RUN" final history.jsonl learning_curve.png config.json 2>/dev/null
+ls -la "$OUT"
+exit $status

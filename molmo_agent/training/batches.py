@@ -1,0 +1,202 @@
+"""From examples to model-ready training batches: a weighted mixture of sources, the chat layout, labels.
+
+A batch is tokenised exactly as the inference path does it (the backend's chat messages and the
+checkpoint's own processor), with the answer and the end-of-turn token appended; only those answer tokens
+carry a loss. Batch ``k`` is a pure function of ``(seed, k)``, so data loader workers can build batches in
+any order and a resumed run continues the very stream it left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..backends.base import Request
+from ..backends.molmo2 import chat_messages
+from .examples import (
+    TRAIN_SEED_BASE,
+    DataError,
+    Example,
+    android_control_examples,
+    pixmo_points_examples,
+    synthetic_gui_example,
+    tabletop_example,
+)
+
+IGNORE_INDEX = -100
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One entry of ``--data``: ``name[:argument][=weight]``.
+
+    Names: ``synthetic_gui`` (argument: task, default ``click``), ``tabletop``, ``pixmo`` (argument: a
+    JSONL path) and ``android_control`` (argument: the shard folder; the ``train`` split is read).
+    """
+
+    name: str
+    argument: str | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        body, _, weight = text.partition("=")
+        name, _, argument = body.partition(":")
+        name = name.strip()
+        if name not in _SOURCE_NAMES:
+            raise DataError(
+                f"unknown data source {name!r} in {text!r}; choose from {', '.join(_SOURCE_NAMES)}"
+            )
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError as exc:
+            raise DataError(f"the weight in {text!r} is not a number") from exc
+        if value <= 0:
+            raise DataError(f"the weight in {text!r} must be > 0")
+        if name in ("pixmo", "android_control") and not argument:
+            raise DataError(f"{name} needs a path: {name}:PATH[=weight]")
+        return cls(name, argument or None, value)
+
+
+_SOURCE_NAMES = ("synthetic_gui", "tabletop", "pixmo", "android_control")
+
+
+@dataclass
+class Mixture:
+    """Draws examples from weighted sources; generated sources use a fresh seed per example."""
+
+    specs: Sequence[SourceSpec]
+    family: str = "molmo2"
+    _lists: dict[int, list[Example]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.specs:
+            raise DataError("no data sources given")
+        weights = np.array([spec.weight for spec in self.specs], dtype=np.float64)
+        self._probabilities = weights / weights.sum()
+
+    def example(self, rng: np.random.Generator, seed: int) -> Example:
+        index = int(rng.choice(len(self.specs), p=self._probabilities))
+        spec = self.specs[index]
+        if spec.name == "synthetic_gui":
+            return synthetic_gui_example(seed, self.family, spec.argument or "click")
+        if spec.name == "tabletop":
+            return tabletop_example(seed, self.family)
+        pool = self._pool(index, spec)
+        return pool[int(rng.integers(len(pool)))]
+
+    def _pool(self, index: int, spec: SourceSpec) -> list[Example]:
+        """File sources are read once per process (the whole file: fine for fine-tuning-sized sets)."""
+        if index not in self._lists:
+            if spec.name == "pixmo":
+                self._lists[index] = pixmo_points_examples(spec.argument or "", self.family)
+            else:
+                self._lists[index] = list(android_control_examples(spec.argument or ""))
+                if not self._lists[index]:
+                    raise DataError(f"no AndroidControl train steps in {spec.argument}")
+        return self._lists[index]
+
+    def batch_examples(self, seed: int, index: int, size: int) -> list[Example]:
+        """Batch ``index`` of the stream: the same ``(seed, index)`` always gives the same examples."""
+        rng = np.random.default_rng([seed, index])
+        first = TRAIN_SEED_BASE + (seed * 1_000_003 + index * size) % 10**12
+        return [self.example(rng, first + i) for i in range(size)]
+
+
+class TurnCollator:
+    """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only."""
+
+    def __init__(self, processor) -> None:
+        self.processor = processor
+        tokenizer = processor.tokenizer
+        vocab = tokenizer.get_vocab()
+        self.end_of_turn = END_OF_TURN if END_OF_TURN in vocab else tokenizer.eos_token
+        self.tokenizer = tokenizer
+
+    def prompt_text(self, example: Example) -> str:
+        request = Request((Image.new("RGB", (1, 1)),), example.prompt)
+        return self.processor.apply_chat_template(
+            chat_messages(request), add_generation_prompt=True, tokenize=False
+        )
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        texts = [self.prompt_text(e) + e.answer + self.end_of_turn for e in examples]
+        images = [Image.fromarray(np.ascontiguousarray(e.image)) for e in examples]
+        batch = dict(self.processor(images=images, text=texts, padding=True, return_tensors="pt"))
+        labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+        left_padded = self.tokenizer.padding_side == "left"
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        for row, example in enumerate(examples):
+            answer = self.tokenizer(example.answer + self.end_of_turn, add_special_tokens=False)["input_ids"]
+            end = batch["input_ids"].shape[1] if left_padded else int(lengths[row])
+            tail = batch["input_ids"][row, end - len(answer) : end].tolist()
+            if tail != answer:
+                raise DataError(
+                    "the tokenizer does not split prompt and answer at the answer's first token, so the "
+                    f"answer tokens cannot be located (answer {example.answer[:40]!r})"
+                )
+            labels[row, end - len(answer) : end] = batch["input_ids"][row, end - len(answer) : end]
+        batch["labels"] = labels
+        return batch
+
+
+def pack_pixels(batch: dict[str, torch.Tensor], mean: Sequence[float], std: Sequence[float]) -> None:
+    """Replace float ``pixel_values`` by their uint8 originals (4x less to move between processes).
+
+    Exact because the processor resizes uint8 images to uint8 before normalising; :func:`unpack_pixels`
+    restores the normalised floats.
+    """
+    values = batch.pop("pixel_values")
+    mean_t, std_t = _per_value(mean, values), _per_value(std, values)
+    batch["pixel_values_u8"] = ((values * std_t + mean_t) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def _per_value(stat: Sequence[float], values: torch.Tensor) -> torch.Tensor:
+    """A per-channel statistic laid out like a flattened patch (channels vary fastest)."""
+    per_channel = torch.tensor(stat, dtype=torch.float32, device=values.device)
+    return per_channel.repeat(values.shape[-1] // len(stat))
+
+
+def unpack_pixels(batch: dict[str, torch.Tensor], mean: Sequence[float], std: Sequence[float]) -> None:
+    packed = batch.pop("pixel_values_u8")
+    mean_t, std_t = _per_value(mean, packed), _per_value(std, packed)
+    batch["pixel_values"] = (packed.float() / 255 - mean_t) / std_t
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Batches ``start, start + 1, ...`` of a mixture, split across data loader workers by index."""
+
+    def __init__(
+        self,
+        mixture: Mixture,
+        collator: Callable[[Sequence[Example]], dict[str, torch.Tensor]],
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        pixel_stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.mixture, self.collator = mixture, collator
+        self.batch_size, self.seed, self.start = batch_size, seed, start
+        self.pixel_stats = pixel_stats
+
+    def build(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.collator(self.mixture.batch_examples(self.seed, index, self.batch_size))
+        if self.pixel_stats is not None:
+            pack_pixels(batch, *self.pixel_stats)
+        return batch
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is not None:
+            torch.set_num_threads(1)
+        index = self.start + worker
+        while True:
+            yield self.build(index)
+            index += workers

@@ -1,0 +1,59 @@
+"""The learning curve as a PNG (PIL only): training loss and held-out success against steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+_COLOURS = ((220, 50, 47), (40, 100, 220), (60, 170, 70), (130, 70, 190))
+
+
+def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 420)) -> Path | None:
+    """Left axis: loss (log scale); right axis: eval success (0-100 %). Returns None with no history."""
+    import math
+
+    losses = [(h["step"], h["loss"]) for h in history if h.get("loss")]
+    evals = [(h["step"], h["eval"]) for h in history if h.get("eval")]
+    if not losses and not evals:
+        return None
+    width, height = size
+    left, right, top, bottom = 70, width - 70, 40, height - 50
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    last_step = max([s for s, _ in losses] + [s for s, _ in evals] + [1])
+
+    def x_of(step: float) -> float:
+        return left + (right - left) * step / last_step
+
+    draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
+    draw.text((left, 10), "training loss (log, left) and held-out success (right)", fill=(0, 0, 0))
+    for i in range(5):
+        step = last_step * i / 4
+        draw.text((x_of(step) - 10, bottom + 8), f"{int(step)}", fill=(0, 0, 0))
+        pct = i * 25
+        y = bottom - (bottom - top) * pct / 100
+        draw.text((right + 8, y - 6), f"{pct}%", fill=(0, 0, 0))
+    draw.text(((left + right) // 2 - 15, bottom + 26), "step", fill=(0, 0, 0))
+    if losses:
+        logs = [math.log10(max(v, 1e-6)) for _, v in losses]
+        low, high = min(logs), max(logs)
+        span = max(high - low, 1e-6)
+
+        def y_loss(value: float) -> float:
+            return bottom - (bottom - top) * (math.log10(max(value, 1e-6)) - low) / span
+
+        draw.line([(x_of(s), y_loss(v)) for s, v in losses], fill=(0, 0, 0), width=2)
+        for value in (10**high, 10**low):
+            draw.text((8, y_loss(value) - 6), f"{value:.3g}", fill=(0, 0, 0))
+    names = sorted({k for _, e in evals for k in e if "error" not in k})
+    for colour, name in zip(_COLOURS, names, strict=False):
+        points = [(x_of(s), bottom - (bottom - top) * e[name]) for s, e in evals if name in e]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+        draw.text((right - 150, top + 8 + 14 * names.index(name)), f"{name} success", fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path

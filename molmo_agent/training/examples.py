@@ -1,0 +1,161 @@
+"""One record format for supervision, and the readers that produce it.
+
+Every source (the synthetic environments, a PixMo-Points-style JSONL, AndroidControl shards) yields
+:class:`Example` records: one image, the prompt the model will see at inference time, and the answer text
+already rendered in the target family's own format. Rendering here, with the same ``prompts`` and
+``parsing`` functions the agent uses to read answers back, is what keeps training and inference speaking
+exactly one format.
+
+Seeds decide everything a generator draws, so a run is reproducible and the held-out evaluation seeds
+(:data:`EVAL_SEED_BASE` and up are never drawn by training: training seeds start at
+:data:`TRAIN_SEED_BASE`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..actions import Action
+from ..errors import MolmoAgentError
+from ..parsing import format_action_molmo, format_point_molmo1, format_points_molmo2
+from ..prompts import act_prompt, point_prompt
+
+FAMILIES = ("molmo1", "molmo2")
+TRAIN_SEED_BASE = 1_000_000
+"""Generator seeds used for training start here; evaluation uses seeds below it (0, 1, 2, ...)."""
+
+GUI_SCREEN_SIZES = ((540, 960), (360, 640), (412, 915), (800, 600), (1280, 720), (1024, 768))
+"""Canvas sizes SyntheticGui training draws from (phones and desktops), so no one aspect ratio is learnt."""
+TABLETOP_IMAGE_SIZES = ((320, 240), (640, 480), (424, 240))
+
+
+class DataError(MolmoAgentError):
+    """A data source cannot be read (missing file, malformed line): the message names the place."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised turn: an RGB image, the prompt, and the answer in the family's format."""
+
+    image: np.ndarray
+    prompt: str
+    answer: str
+    source: str
+
+
+def _check_family(family: str) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    return family
+
+
+def render_points(points: Sequence[tuple[float, float]], label: str, family: str) -> str:
+    """Normalised points of one image as the family's answer ("There are none." when empty)."""
+    if _check_family(family) == "molmo2":
+        return format_points_molmo2([list(points)], label)
+    return format_point_molmo1(list(points), label)
+
+
+# ------------------------------------------------------------------------------ synthetic generators
+
+
+def synthetic_gui_example(seed: int, family: str = "molmo2", task: str = "click") -> Example:
+    """A SyntheticGui screen and the pointing turn for its next step (``task``: click, icon, multi, any)."""
+    from molmo_envs.synthetic_gui import SyntheticGuiEnv
+
+    size = GUI_SCREEN_SIZES[seed % len(GUI_SCREEN_SIZES)]
+    env = _cached_env(("gui", size, task), lambda: SyntheticGuiEnv(screen_size=size, task=task))
+    obs, _ = env.reset(seed=seed)
+    labels = env.supervision(_check_family(family))
+    return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
+
+
+def tabletop_example(seed: int, family: str = "molmo2") -> Example:
+    """A TabletopPointing frame and the pointing turn for its target object."""
+    from molmo_envs.tabletop import TabletopPointingEnv
+
+    size = TABLETOP_IMAGE_SIZES[seed % len(TABLETOP_IMAGE_SIZES)]
+    env = _cached_env(("tabletop", size), lambda: TabletopPointingEnv(image_size=size))
+    obs, _ = env.reset(seed=seed)
+    prompt, answer = env.supervision(_check_family(family))
+    return Example(obs["image"], prompt, answer, "tabletop")
+
+
+_ENVS: dict[tuple, object] = {}
+
+
+def _cached_env(key: tuple, make: Callable[[], object]):
+    """One env per configuration per process: data workers reset the same env for every seed."""
+    if key not in _ENVS:
+        _ENVS[key] = make()
+    return _ENVS[key]
+
+
+# ------------------------------------------------------------------------------------- file sources
+
+
+def pixmo_points_examples(path: str | Path, family: str = "molmo2") -> list[Example]:
+    """Read a PixMo-Points-style JSONL: one object per line, ``{"image": path, "label": str, "points":
+    [[x, y], ...]}`` with points in image pixels (an empty list trains "There are none."). Image paths are
+    relative to the JSONL's folder unless absolute.
+    """
+    from ..images import load_image
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no JSONL file at {path}")
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+            image_path = Path(record["image"])
+            label = str(record["label"]).strip()
+            points = [(float(x), float(y)) for x, y in record.get("points", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f'{where}: expected {{"image": path, "label": text, "points": [[x, y], ...]}}: {exc}'
+            ) from exc
+        if not label:
+            raise DataError(f"{where}: the label is empty")
+        image_path = image_path if image_path.is_absolute() else path.parent / image_path
+        try:
+            image = np.asarray(load_image(image_path))
+        except MolmoAgentError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+        height, width = image.shape[:2]
+        outside = [p for p in points if not (0 <= p[0] <= width and 0 <= p[1] <= height)]
+        if outside:
+            raise DataError(f"{where}: point {outside[0]} lies outside the {width}x{height} image")
+        normalised = [(x / width, y / height) for x, y in points]
+        prompt = point_prompt(label, family, all_occurrences=len(points) != 1)
+        examples.append(Example(image, prompt, render_points(normalised, label, family), "pixmo_points"))
+    if not examples:
+        raise DataError(f"{path} holds no examples")
+    return examples
+
+
+def android_control_examples(
+    data_dir: str | Path, split: str | None = "train", *, high_level: bool = False
+) -> Iterator[Example]:
+    """AndroidControl steps as Molmo action turns: goal (and, low-level, the step instruction) -> the
+    ground-truth action as Molmo's action string, in percent of the screen."""
+    from molmo_envs.androidcontrol.episodes import iter_episodes
+
+    for episode in iter_episodes(data_dir, split):
+        for index in range(episode.num_steps):
+            action: Action = episode.action(index)
+            step = None if high_level else episode.step_instructions[index]
+            yield Example(
+                episode.screenshot(index),
+                act_prompt(episode.goal, step),
+                format_action_molmo(action, episode.screenshot_sizes[index]),
+                "android_control",
+            )

@@ -1,0 +1,410 @@
+"""``molmo-agent finetune``: train a Molmo2 checkpoint on pointing / action supervision.
+
+The loop is deliberately plain PyTorch (AdamW, linear warm-up then cosine decay, gradient accumulation,
+gradient clipping, bf16 autocast on CUDA) so that every step is visible and resumable. What is specific to
+this project:
+
+- the loss is on answer tokens only (``batches.TurnCollator`` masks the prompt and the image tokens);
+- periodic evaluation saves a real checkpoint and loads it back with ``ma.load_model`` before running the
+  agent path on held-out seeds, so "eval accuracy" is what a user of the checkpoint would get;
+- LoRA (peft) for models too large to fine-tune fully; checkpoints are saved merged, so they load like any
+  other Molmo2 folder, with the adapter kept beside them for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import MolmoAgentError
+from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
+from .examples import FAMILIES
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.pt"
+HISTORY_FILE = "history.jsonl"
+FINAL_DIR = "final"
+
+
+class FinetuneError(MolmoAgentError):
+    """A fine-tuning run cannot start or continue (bad settings, nothing to resume)."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a run depends on; saved in every checkpoint so a resume checks it continues the same run."""
+
+    model: str
+    """Checkpoint to start from: a Hub id or a local Molmo2 folder (``init_preset`` builds one)."""
+    out_dir: Path
+    data: tuple[str, ...] = ("synthetic_gui:icon",)
+    init_preset: str | None = None
+    """Start from a fresh tiny Molmo2 of this preset (``tiny_molmo2.PRESETS``), built in ``out_dir``."""
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_rank: int = 0
+    """0: full fine-tuning; > 0: LoRA of this rank on every linear layer (needs peft)."""
+    lora_alpha: float | None = None
+    device: str | None = None
+    bf16: bool | None = None
+    """bf16 autocast; ``None``: on for CUDA, off for CPU."""
+    eval_every: int = 500
+    eval_seeds: int = 32
+    eval_suites: tuple[str, ...] = ("synthetic_gui", "tabletop")
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    workers: int = 0
+    seed: int = 0
+    time_budget_s: float | None = None
+    """Stop (saving and evaluating) once this much wall time has passed, even before ``steps``."""
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        object.__setattr__(self, "data", tuple(self.data))
+        object.__setattr__(self, "eval_suites", tuple(self.eval_suites))
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise FinetuneError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise FinetuneError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
+        if self.lora_rank < 0:
+            raise FinetuneError(f"lora_rank must be >= 0, got {self.lora_rank}")
+        for spec in self.data:
+            SourceSpec.parse(spec)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def learning_rate(config: FinetuneConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``steps``, or at the time
+    budget when that comes first (so a run cut short by the budget still ends annealed)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(config.steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    if config.time_budget_s:
+        progress = max(progress, min(elapsed_s / config.time_budget_s, 1.0))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ------------------------------------------------------------------------------------------ model setup
+
+
+def _starting_checkpoint(config: FinetuneConfig) -> str:
+    if config.init_preset is None:
+        return config.model
+    from ..backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+
+    if config.init_preset not in PRESETS:
+        raise FinetuneError(f"unknown preset {config.init_preset!r}; choose from {', '.join(PRESETS)}")
+    init_dir = config.out_dir / "init"
+    if not (init_dir / "config.json").is_file():
+        build_tiny_molmo2(init_dir, PRESETS[config.init_preset])
+    return str(init_dir)
+
+
+def _load_for_training(location: str, device: torch.device):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ..backends.registry import resolve
+
+    resolved = resolve(location)
+    if resolved.family != "molmo2":
+        raise FinetuneError(
+            f"{resolved.model_id} is a Molmo v1 checkpoint; finetune trains Molmo2 checkpoints (native "
+            "transformers); v1 needs its remote training code"
+        )
+    processor = AutoProcessor.from_pretrained(resolved.location)
+    model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=torch.float32)
+    return model.to(device), processor, resolved
+
+
+def _apply_lora(model, config: FinetuneConfig):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise FinetuneError("LoRA needs peft: pip install 'molmo-agent[train]'") from exc
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha or 2 * config.lora_rank,
+        target_modules="all-linear",
+        lora_dropout=0.0,
+    )
+    return get_peft_model(model, lora)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def _save_model(model, processor, folder: Path, lora: bool) -> None:
+    """A folder ``ma.load_model`` reads: LoRA weights merged into a copy of the base."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if lora:
+        model.save_pretrained(folder / "adapter")
+        import copy
+
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(folder)
+        del merged
+    else:
+        model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+def save_checkpoint(
+    model, processor, optimizer, config: FinetuneConfig, step: int, history: list[dict], folder: Path
+) -> Path:
+    _save_model(model, processor, folder, config.lora_rank > 0)
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "config": config.to_json(),
+    }
+    torch.save(state, folder / STATE_FILE)
+    (folder / "molmo_agent.json").write_text(
+        json.dumps({"trained_by": "molmo-agent finetune", "step": step, "config": config.to_json()}, indent=2)
+    )
+    _write_history(history, folder / HISTORY_FILE)
+    return folder
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    path.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    found = [p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    found = sorted(
+        (p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).is_file()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    for old in found[: max(len(found) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.device) -> dict[str, Any]:
+    """Load ``folder`` as a user would and run each suite on held-out seeds ``0 .. eval_seeds - 1``."""
+    from ..model import load_model
+    from .evaluate import evaluate
+
+    model = load_model(str(folder), device=str(device))
+    seeds = range(config.eval_seeds)
+    results = {}
+    for suite in config.eval_suites:
+        summary = evaluate(model, suite, seeds).summary()
+        results[suite] = summary["success_rate"]
+        if summary["median_error_m"] is not None:
+            results[f"{suite}_median_error_m"] = summary["median_error_m"]
+    del model
+    return results
+
+
+# ----------------------------------------------------------------------------------------------- loop
+
+
+def _answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over answer tokens; logits are only computed for the answer's span."""
+    labels = batch.pop("labels")
+    answer_positions = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    keep = labels.shape[1] - int(answer_positions.min()) + 1 if len(answer_positions) else 1
+    logits = model(**batch, logits_to_keep=keep).logits.float()
+    shifted_logits = logits[:, :-1]
+    shifted_labels = labels[:, labels.shape[1] - keep + 1 :]
+    count = int((shifted_labels != IGNORE_INDEX).sum())
+    loss = torch.nn.functional.cross_entropy(
+        shifted_logits.reshape(-1, shifted_logits.shape[-1]),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
+    return loss, count
+
+
+def _batches(config: FinetuneConfig, processor, start_batch: int):
+    mixture = Mixture([SourceSpec.parse(spec) for spec in config.data], family="molmo2")
+    stats = processor.image_processor.image_mean, processor.image_processor.image_std
+    stream = BatchStream(mixture, TurnCollator(processor), config.batch_size, config.seed, start_batch, stats)
+    loader = torch.utils.data.DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=config.workers,
+        prefetch_factor=4 if config.workers else None,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
+    yield from loader
+
+
+def finetune(config: FinetuneConfig) -> Path:
+    """Run (or resume) training; returns the folder of the final checkpoint (``out_dir/final``)."""
+    from ..backends.torch_setup import choose_device
+
+    started = time.monotonic()
+    device = choose_device(config.device)
+    bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = latest_checkpoint(config.out_dir)
+    source = str(resume_from) if resume_from and config.lora_rank == 0 else _starting_checkpoint(config)
+    model, processor, _ = _load_for_training(source, device)
+    if config.lora_rank:
+        model = _apply_lora(model, config)
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        parameters,
+        lr=config.lr,
+        betas=(0.9, 0.95),
+        weight_decay=config.weight_decay,
+        fused=device.type == "cuda",
+    )
+    step, history = 0, []
+    if resume_from is not None:
+        step, history = _restore(resume_from, model, optimizer, config)
+        logger.info("resuming from %s at step %d", resume_from, step)
+    torch.manual_seed(config.seed + step)
+    (config.out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2))
+
+    batches = _batches(config, processor, start_batch=step * config.grad_accum)
+    pixel_stats = processor.image_processor.image_mean, processor.image_processor.image_std
+    bar = _progress_bar(config, step)
+    last_eval: dict[str, Any] = {}
+    window: list[float] = []
+    try:
+        while step < config.steps:
+            current_lr = learning_rate(config, step, time.monotonic() - started)
+            for group in optimizer.param_groups:
+                group["lr"] = current_lr
+            total = 0.0
+            for _ in range(config.grad_accum):
+                batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+                unpack_pixels(batch, *pixel_stats)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss, _ = _answer_loss(model, batch)
+                (loss / config.grad_accum).backward()
+                total += float(loss.detach()) / config.grad_accum
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window.append(total)
+            out_of_time = (
+                config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s
+            )
+            record: dict[str, Any] = {}
+            if step % 10 == 0 or step == config.steps or out_of_time:
+                record = {
+                    "step": step,
+                    "loss": round(sum(window) / len(window), 5),
+                    "lr": current_lr,
+                    "grad_norm": round(grad_norm, 4),
+                    "elapsed_s": round(time.monotonic() - started, 1),
+                }
+                window = []
+            due_eval = config.eval_every and (
+                step % config.eval_every == 0 or step == config.steps or out_of_time
+            )
+            due_save = step % config.save_every == 0 or due_eval or step == config.steps or out_of_time
+            if due_save and not record:
+                record = {"step": step, "elapsed_s": round(time.monotonic() - started, 1)}
+            if record:
+                history.append(record)
+            if due_save:
+                folder = config.out_dir / f"checkpoint-{step}"
+                save_checkpoint(model, processor, optimizer, config, step, history, folder)
+                if due_eval:
+                    try:
+                        last_eval = evaluate_checkpoint(folder, config, device)
+                    except Exception as exc:  # an evaluation failure must not cost the training run
+                        logger.exception("evaluation at step %d failed; training goes on", step)
+                        last_eval = {"error": f"{type(exc).__name__}: {exc}"}
+                    record["eval"] = last_eval
+                    _write_history(history, folder / HISTORY_FILE)
+                _prune(config.out_dir, config.keep_checkpoints)
+            if record:
+                _write_history(history, config.out_dir / HISTORY_FILE)
+                if bar is None and (step % 100 == 0 or "eval" in record or step == config.steps):
+                    logger.info("%s", json.dumps(record))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{total:.3f}", **{k: f"{v:.0%}" for k, v in last_eval.items() if "error" not in k}
+                )
+            if out_of_time:
+                logger.warning("time budget of %.0f s reached at step %d", config.time_budget_s, step)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    final = config.out_dir / FINAL_DIR
+    if final.exists():
+        shutil.rmtree(final)
+    _save_model(model, processor, final, config.lora_rank > 0)
+    (final / "molmo_agent.json").write_text(
+        json.dumps({"trained_by": "molmo-agent finetune", "step": step, "config": config.to_json()}, indent=2)
+    )
+    from .curve import plot_history
+
+    plot_history(history, config.out_dir / "learning_curve.png")
+    return final
+
+
+def _restore(folder: Path, model, optimizer, config: FinetuneConfig) -> tuple[int, list[dict]]:
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    saved = state.get("config", {})
+    for key in ("data", "batch_size", "grad_accum", "lora_rank", "seed"):
+        ours = config.to_json()[key]
+        theirs = saved.get(key)
+        if (list(ours) if isinstance(ours, tuple) else ours) != theirs:
+            raise FinetuneError(
+                f"cannot resume from {folder}: it was trained with {key}={theirs!r}, this run has {ours!r}; "
+                "use the same settings or a new --out folder"
+            )
+    if config.lora_rank:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    history_path = folder / HISTORY_FILE
+    history = (
+        [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.exists() else []
+    )
+    return int(state["step"]), history
+
+
+def _progress_bar(config: FinetuneConfig, step: int):
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=step, unit="step", desc="finetune", dynamic_ncols=True)
+
+
+__all__ = ["FAMILIES", "FinetuneConfig", "FinetuneError", "finetune", "latest_checkpoint", "learning_rate"]
