@@ -22,7 +22,7 @@ import torch
 from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .registry import ResolvedModel, missing_weights_message
-from .torch_setup import choose_device, choose_dtype, dtype_name
+from .torch_setup import choose_dtype, choose_placement, dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ class Molmo1Backend(Backend):
     def __init__(self, resolved: ResolvedModel, device: str | None = None, dtype: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoProcessor
 
-        self.device = choose_device(device)
+        self.device, placement = choose_placement(device)  # placement: a device map (device='auto')
         self.dtype = choose_dtype(dtype, self.device)
         self._lock = threading.Lock()  # one model call at a time when several threads share the model
         try:
             self.processor = AutoProcessor.from_pretrained(resolved.location, trust_remote_code=True)
             self.model = AutoModelForCausalLM.from_pretrained(
-                resolved.location, trust_remote_code=True, dtype=self.dtype
+                resolved.location, trust_remote_code=True, dtype=self.dtype, **placement
             )
         except OSError as exc:
             if resolved.is_local_dir:
@@ -88,7 +88,9 @@ class Molmo1Backend(Backend):
             raise ModelLoadError(self._incompatible(exc)) from exc
         if patch_extract_past(type(self.model)):
             logger.info("patched Molmo v1 remote code for transformers >= 4.49 (outputs.past_key_values)")
-        self.model.to(self.device).eval()
+        if not placement:  # a device-mapped model is already on its GPUs
+            self.model.to(self.device)
+        self.model.eval()
         self.info = ModelInfo(
             model_id=resolved.model_id,
             family="molmo1",

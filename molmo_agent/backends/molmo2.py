@@ -18,7 +18,7 @@ from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .registry import ResolvedModel, missing_weights_message
 from .stopping import AnswerCompleteCriteria
-from .torch_setup import choose_device, choose_dtype, dtype_name
+from .torch_setup import choose_dtype, choose_placement, dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +36,23 @@ class Molmo2Backend(Backend):
     def __init__(self, resolved: ResolvedModel, device: str | None = None, dtype: str | None = None) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        self.device = choose_device(device)
+        self.device, placement = choose_placement(device)  # placement: a device map (device='auto')
         self.dtype = choose_dtype(dtype, self.device)
         self._lock = threading.Lock()  # one model call at a time when several threads share the model
         try:
             self.processor = AutoProcessor.from_pretrained(resolved.location)
-            self.model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=self.dtype)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                resolved.location, dtype=self.dtype, **placement
+            )
         except OSError as exc:
             if resolved.is_local_dir:
                 raise ModelLoadError(f"could not load Molmo2 from {resolved.location}: {exc}") from exc
             raise ModelNotFoundError(missing_weights_message(resolved.model_id)) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{resolved.model_id!r} is not a loadable Molmo2 checkpoint: {exc}") from exc
-        self.model.to(self.device).eval()
+        if not placement:  # a device-mapped model is already on its GPUs
+            self.model.to(self.device)
+        self.model.eval()
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
         self.info = ModelInfo(

@@ -24,6 +24,32 @@ def choose_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+"""``device`` values that spread one model over every visible GPU (then CPU memory), layer by layer, with
+accelerate's device map: for checkpoints larger than one GPU (Molmo-72B needs ~145 GB in bf16)."""
+
+
+def choose_placement(device: str | None) -> tuple[torch.device, dict]:
+    """The device inputs go to, and the extra ``from_pretrained`` arguments that place the weights.
+
+    A plain device (``cuda:1``, ``cpu``) loads normally and the backend moves the model there. A device map
+    name (:data:`DEVICE_MAPS`) is passed to ``from_pretrained(device_map=...)``, which loads each layer
+    straight onto its GPU (nothing is staged in CPU memory) and hooks the layers so activations follow
+    them; inputs then go to the first GPU and the model must not be moved afterwards.
+    """
+    if device is None or device.lower() not in DEVICE_MAPS:
+        return choose_device(device), {}
+    try:
+        import accelerate  # noqa: F401  (from_pretrained needs it for device_map)
+    except ImportError:
+        raise ValueError(
+            f"device {device!r} places the model with accelerate, which is not installed: "
+            "pip install 'molmo-agent[multigpu]' (or accelerate)"
+        ) from None
+    first = torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    return first, {"device_map": device.lower()}
+
+
 def choose_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """bf16 on CUDA (half the memory traffic, same accuracy for Molmo), fp32 on CPU (bf16 is slow there)."""
     if isinstance(dtype, torch.dtype):
