@@ -10,6 +10,8 @@ with a single query string, a list of images is one multi-image request.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,14 +26,16 @@ from .backends.base import Backend, Generation, GenerationOptions, ModelInfo, Re
 from .errors import QueryError
 from .geometry import Size, fit_within
 from .images import ImageLike, ImageLimits, load_image
-from .parsing import parse_action_detailed, parse_points_detailed
+from .parsing import complete_cut_answer, parse_action_detailed, parse_points_detailed
 from .points import Point
 
 MODEL_INPUT_MAX_PIXELS = 4_000_000
 """Images larger than this are downscaled before preprocessing: Molmo sees at most ~1.2 MP of crops, so
 bigger inputs only cost decode/resize time. Points are mapped back through normalised coordinates, exactly."""
 
-POINT_OPTIONS = GenerationOptions(max_new_tokens=256, stop_at_answer=True)
+POINT_OPTIONS = GenerationOptions(max_new_tokens=256, stop_at_answer=True, stop_at_coords=True)
+"""Point and count queries stop once the coordinates are written: the label that would follow is the query
+echoed, so the answer is closed with it (``read_points``) and the points are those of the full answer."""
 ACT_OPTIONS = GenerationOptions(max_new_tokens=96)
 GENERATE_OPTIONS = GenerationOptions(max_new_tokens=200)
 
@@ -168,7 +172,7 @@ class MolmoModel:
         prompt_texts = [
             prompts.point_prompt(q, self.family, all_occurrences=all_occurrences) for q in queries
         ]
-        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, read_points)
+        results = self._ask_points(images, queries, prompt_texts, bgr)
         return results if batch else results[0]
 
     def count_detailed(
@@ -176,7 +180,7 @@ class MolmoModel:
     ) -> PointResult | list[PointResult]:
         batch, images, queries = _as_batch(image, query)
         prompt_texts = [prompts.count_prompt(q, self.family) for q in queries]
-        results = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, read_points)
+        results = self._ask_points(images, queries, prompt_texts, bgr)
         return results if batch else results[0]
 
     def act_detailed(
@@ -194,7 +198,29 @@ class MolmoModel:
         results = self._ask(images, prompt_texts, ACT_OPTIONS, bgr, read_action)
         return results if batch else results[0]
 
+    def warmup(self) -> float:
+        """Pay start-up costs now, not in the first caller's query; returns the seconds taken.
+
+        An optimised backend compiles its decode step for a 1280x720 point query (``backend.warmup``);
+        then one real point query runs, which every backend needs once (allocator, kernel choice).
+        """
+        started = time.perf_counter()
+        backend_warmup = getattr(self.backend, "warmup", None)
+        if backend_warmup is not None:
+            backend_warmup(options=POINT_OPTIONS)
+        self.point(Image.new("RGB", (64, 48), (128, 128, 128)), "the centre")
+        return time.perf_counter() - started
+
     # -- pipeline -------------------------------------------------------------------------------------------
+
+    def _ask_points(
+        self, images: Sequence[Any], queries: Sequence[str], prompt_texts: Sequence[str], bgr: bool
+    ) -> list[PointResult]:
+        answers = self._ask(images, prompt_texts, POINT_OPTIONS, bgr, lambda prep, gen: (prep, gen))
+        return [
+            read_points(prep, gen, prompts.echoed_label(query))
+            for (prep, gen), query in zip(answers, queries, strict=True)
+        ]
 
     def _ask(
         self,
@@ -235,13 +261,19 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def read_points(prep: PreparedImages, gen: Generation) -> PointResult:
-    """Answer text -> points in the original images' pixels (shared by the library and the server)."""
+def read_points(prep: PreparedImages, gen: Generation, label: str = "") -> PointResult:
+    """Answer text -> points in the original images' pixels (shared by the library and the server).
+
+    An answer that stopped right after its coordinates (``POINT_OPTIONS``) is closed first, with ``label``
+    (the query as the model echoes it: ``prompts.echoed_label``) as its text; ``PointResult.text`` is that
+    closed answer and ``num_generated_tokens`` what was really decoded.
+    """
     started = time.perf_counter()
-    parsed = parse_points_detailed(gen.text, prep.sizes)
+    text = complete_cut_answer(gen.text, label)
+    parsed = parse_points_detailed(text, prep.sizes)
     timings = Timings(prep.decode_ms, gen.preprocess_ms, gen.model_ms, _elapsed_ms(started))
     return PointResult(
-        list(parsed.points), gen.text, parsed.reason, prep.sizes, gen.num_generated_tokens, timings
+        list(parsed.points), text, parsed.reason, prep.sizes, gen.num_generated_tokens, timings
     )
 
 
@@ -292,10 +324,14 @@ def load_model(
     *,
     limits: ImageLimits | None = None,
     cpu_threads: int | None = None,
+    optimize: bool = False,
 ) -> MolmoModel:
     """Load a Molmo by Hub id or local folder; ``None`` loads the embedded default model.
 
     ``cpu_threads`` sets torch's CPU thread count for the process (``None`` keeps torch's default).
+    ``optimize`` selects the fast path of Molmo2 (SDPA, static KV cache, compiled decode step, vision
+    features reused for repeated frames; same greedy outputs); call ``model.warmup()`` before timing it,
+    as the first query per shape compiles. Other backends ignore it (logged).
 
     Raises:
         ModelNotFoundError: the weights are not on this machine (the message says how to provide them).
@@ -308,5 +344,11 @@ def load_model(
 
         set_cpu_threads(cpu_threads)
     resolved = resolve(name_or_path)
-    backend = backend_class(resolved.family)(resolved, device=device, dtype=dtype)
+    cls = backend_class(resolved.family)
+    extra = {}
+    if optimize and "optimize" in inspect.signature(cls).parameters:
+        extra["optimize"] = True
+    elif optimize:
+        logging.getLogger(__name__).warning("optimize=True has no effect on %s models", resolved.family)
+    backend = cls(resolved, device=device, dtype=dtype, **extra)
     return MolmoModel(backend, limits=limits)

@@ -413,6 +413,90 @@ def answer_is_complete(text: str) -> bool:
     return _SELF_CLOSED.search(text) is not None or _is_none_answer(text)
 
 
+# Early stop: the label after a tag's coordinates is the query echoed, so decoding can end once the
+# coordinates are complete. These three functions are the whole contract between the stopping criterion
+# (``coords_are_complete``) and the reader (``complete_cut_answer`` then ``parse_points``).
+
+
+@dataclass(frozen=True)
+class _CutTag:
+    """The last pointing tag of an answer whose coordinates are complete but whose element is not closed."""
+
+    name: str
+    keep: int
+    """How much of the text to keep: up to the tag's ``>`` if written, else up to its last closed value."""
+    has_gt: bool
+    molmo1: bool
+    """Molmo v1 tags carry the label in ``alt`` too; Molmo2's only between the tags."""
+
+
+def _coords_closed(name: str, head: str) -> bool:
+    """Are the coordinate attributes of an opening tag (without ``<name`` and ``>``) all written?
+
+    Molmo2: the closing quote of ``coords="..."`` (several points live inside that one value). Molmo v1
+    ``<point>``: both ``x`` and ``y``. Molmo v1 ``<points>``: every ``x<n>`` has its ``y<n>`` and a
+    non-coordinate attribute (``alt``) has begun, since only then is it certain that no ``x<n+1>`` follows.
+    """
+    if head.count('"') % 2:  # inside a value
+        return False
+    attrs = _attributes(head)
+    if "coords" in attrs or name == "tracks":
+        return "coords" in attrs
+    xs = [key for key in attrs if key.startswith("x") and (key[1:] == "" or key[1:].isdigit())]
+    if not xs or any("y" + key[1:] not in attrs for key in xs):
+        return False
+    if name == "point":
+        return True
+    after_values = head.rsplit('"', 1)[-1].strip()
+    return bool(after_values) and after_values[0].lower() not in "xy/>"
+
+
+def _cut_tag(text: str) -> _CutTag | None:
+    last = None
+    for last in _TAG_OPEN.finditer(text):  # noqa: B007 (only the last opening tag can still be open)
+        pass
+    if last is None or f"</{last.group(1)}>" in text[last.end() :]:
+        return None
+    name, rest = last.group(1), text[last.end() :]
+    gt = rest.find(">")
+    head = rest if gt < 0 else rest[:gt]
+    if "<" in head or head.endswith("/") or not _coords_closed(name, head):
+        return None
+    keep = last.end() + (gt + 1 if gt >= 0 else rest.rfind('"') + 1)
+    return _CutTag(name, keep, gt >= 0, "coords" not in _attributes(head))
+
+
+def coords_are_complete(text: str) -> bool:
+    """True once an answer's coordinates are all written: a complete answer, or an open pointing tag
+    whose coordinate attributes are closed (Molmo2: after ``coords="..."``; v1: after the last ``y``).
+
+    The stopping criterion of the point path; :func:`complete_cut_answer` turns such a cut answer back
+    into one the parser reads, with the same points as the full answer. Pass only the answer text.
+    """
+    if not isinstance(text, str):
+        return False
+    return answer_is_complete(text) or _cut_tag(text) is not None
+
+
+def complete_cut_answer(text: str, label: str = "") -> str:
+    """Close a pointing tag that decoding left open after its coordinates, with ``label`` as its text.
+
+    The model would echo the query as the label, so callers pass the query; anything the model already
+    wrote after the tag's ``>`` is replaced by it. Complete answers and text without such a tag come back
+    unchanged, so this is safe to apply to every answer before :func:`parse_points`.
+    """
+    if not isinstance(text, str) or answer_is_complete(text):
+        return text
+    cut = _cut_tag(text)
+    if cut is None:
+        return text
+    head = text[: cut.keep]
+    if not cut.has_gt:
+        alt = f' alt="{html.escape(label)}"' if cut.molmo1 else ""
+        head = f"{head}{alt}>"
+    return f"{head}{html.escape(label, quote=False)}</{cut.name}>"
+
+
 def _per_mille(value: float) -> str:
     return f"{min(max(round(value), 0), 1000):03d}"
 

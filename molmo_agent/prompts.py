@@ -68,6 +68,14 @@ def _strip_article(query: str) -> str:
     return rest if first.lower() in ("the", "a", "an") and rest else query
 
 
+def echoed_label(query: str) -> str:
+    """The label Molmo writes after a point's coordinates: the queried object, without its article.
+
+    Closes an answer whose decoding stopped right after its coordinates (``parsing.complete_cut_answer``).
+    """
+    return _strip_article(clean_query(query))
+
+
 def point_prompt(query: str, family: str, *, all_occurrences: bool = False) -> str:
     """Ask for one object (the model may still return several) or for every occurrence."""
     templates = _templates(family)

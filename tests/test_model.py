@@ -109,11 +109,12 @@ def test_large_image_is_downscaled_for_the_model_but_points_use_original_pixels(
     assert (points[0].x, points[0].y) == pytest.approx((750.0, 1000.0))
 
 
-def test_generation_stops_at_the_closing_tag(scripted):
-    answer = '<points coords="1 1 412 655">Save</points>'
+def test_generation_stops_once_the_coordinates_are_written(scripted):
+    answer = '<points coords="1 1 412 655">Save button</points>'
     scripted.backend.script = lambda request: answer
     result = scripted.point_detailed(Image.new("RGB", (1280, 720)), "the Save button")
-    answer_tokens = len(scripted.backend.tokenizer.encode(answer, add_special_tokens=False))
+    decoded = '<points coords="1 1 412 655"'  # the echoed label is not decoded: read_points closes the tag
+    answer_tokens = len(scripted.backend.tokenizer.encode(decoded, add_special_tokens=False))
     assert result.num_generated_tokens == answer_tokens
     assert result.text == answer
 

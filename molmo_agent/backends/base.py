@@ -37,10 +37,16 @@ class GenerationOptions:
     ``stop_at_answer`` ends a row as soon as its answer is complete (a closed pointing tag), so a pointing
     query pays for the ~20 tokens of its answer, not the whole budget. Greedy decoding is the default
     because pointing answers are extractive and reproducibility matters more than variety.
+
+    ``stop_at_coords`` ends a row even earlier, once its tag's coordinates are written (the label that
+    follows is the query echoed; see ``parsing.coords_are_complete``). The text then ends inside the tag:
+    readers close it with ``parsing.complete_cut_answer`` before parsing. Backends that cannot stop there
+    fall back to ``stop_at_answer``'s closing tag, which reads the same.
     """
 
     max_new_tokens: int = 200
     stop_at_answer: bool = False
+    stop_at_coords: bool = False
     temperature: float = 0.0
     top_p: float = 1.0
 

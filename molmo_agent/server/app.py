@@ -28,7 +28,6 @@ from .servicer import MolmoAgentServicer, method_handlers
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["MolmoAgent"].full_name
-WARMUP_IMAGE_SIZE = (64, 48)
 
 
 @dataclass
@@ -59,10 +58,9 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 def _warm_up(model: MolmoModel) -> None:
-    """One real request before SERVING, so the first client does not pay for lazy initialisation."""
-    from PIL import Image
-
-    model.point(Image.new("RGB", WARMUP_IMAGE_SIZE, (128, 128, 128)), "the centre")
+    """One real request before SERVING, so the first client does not pay for lazy initialisation
+    (nor, with ``optimize``, for compiling the decode step)."""
+    model.warmup()
 
 
 async def start(config: ServerConfig, model: MolmoModel | None = None) -> RunningServer:

@@ -248,7 +248,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         prepared = await self._prepare(request.images)
         camera = await asyncio.to_thread(self._camera, request, prepared.sizes[0])
         served = await self._run(prepared, prompt, POINT_OPTIONS, context, arrival)
-        result = read_points(prepared, served.generation)
+        result = read_points(prepared, served.generation, prompts.echoed_label(request.query))
         points = [self._point_proto(point, camera) for point in result.points]
         return service_pb2.PointResponse(
             points=points,
