@@ -58,8 +58,8 @@ TOGGLE_WORDS = (
 TYPE_WORDS = ("hello", "world", "Alice", "Paris", "12345", "molmo", "coffee", "tomorrow", "blue sky", "Bob")
 TITLES = ("Home", "Dashboard", "My App", "Inbox", "Settings", "Explore", "Shop", "Library", "Profile")
 TASK_KINDS = ("click", "icon", "multi", "any")
-"""``click``: one tap on any element; ``icon``: one tap on an icon named by colour and shape; ``multi``: two or
-three actions; ``any``: click or multi."""
+"""``click``: one tap on any element; ``icon``: one tap on an icon named by colour and shape;
+``multi``: two or three actions; ``any``: click or multi."""
 
 _CLICK_VERBS = ("Tap", "Click", "Press", "Select")
 

@@ -35,8 +35,13 @@ END_OF_TURN = "<|im_end|>"
 class SourceSpec:
     """One entry of ``--data``: ``name[:argument][=weight]``.
 
-    Names: ``synthetic_gui`` (argument: task, default ``click``), ``tabletop``, ``pixmo`` (argument: a
-    JSONL path) and ``android_control`` (argument: the shard folder; the ``train`` split is read).
+    Names and arguments:
+
+    - ``synthetic_gui[:TASK[,dN][,fill]]``: TASK is click (default), icon, multi or any; ``dN`` fixes the
+      difficulty (0-2, else random per screen); ``fill`` makes the app fill the canvas (no small windows).
+    - ``tabletop[:maxN]``: scenes of 1 to N objects (default 5).
+    - ``pixmo:FILE.jsonl``: a PixMo-Points-style JSONL (see ``examples.pixmo_points_examples``).
+    - ``android_control:DIR``: the ``train`` split of AndroidControl shards in DIR.
     """
 
     name: str
@@ -60,7 +65,34 @@ class SourceSpec:
             raise DataError(f"the weight in {text!r} must be > 0")
         if name in ("pixmo", "android_control") and not argument:
             raise DataError(f"{name} needs a path: {name}:PATH[=weight]")
-        return cls(name, argument or None, value)
+        spec = cls(name, argument or None, value)
+        spec.generator_options()  # fail now, not in a data worker
+        return spec
+
+    def generator_options(self) -> dict:
+        """Keyword arguments for the generated sources, read from the argument."""
+        if self.name == "tabletop":
+            if not self.argument:
+                return {}
+            if not (self.argument.startswith("max") and self.argument[3:].isdigit()):
+                raise DataError(f"tabletop takes maxN (e.g. tabletop:max2), got {self.argument!r}")
+            return {"max_objects": int(self.argument[3:])}
+        if self.name != "synthetic_gui":
+            return {}
+        parts = [p.strip() for p in (self.argument or "click").split(",")]
+        options: dict = {"task": parts[0]}
+        from molmo_envs.gui_scenes import TASK_KINDS
+
+        if parts[0] not in TASK_KINDS:
+            raise DataError(f"synthetic_gui task must be one of {TASK_KINDS}, got {parts[0]!r}")
+        for part in parts[1:]:
+            if part in ("d0", "d1", "d2"):
+                options["difficulty"] = int(part[1])
+            elif part == "fill":
+                options["random_size"] = False
+            else:
+                raise DataError(f"unknown synthetic_gui option {part!r}: use dN (0-2) or fill")
+        return options
 
 
 _SOURCE_NAMES = ("synthetic_gui", "tabletop", "pixmo", "android_control")
@@ -84,9 +116,9 @@ class Mixture:
         index = int(rng.choice(len(self.specs), p=self._probabilities))
         spec = self.specs[index]
         if spec.name == "synthetic_gui":
-            return synthetic_gui_example(seed, self.family, spec.argument or "click")
+            return synthetic_gui_example(seed, self.family, **spec.generator_options())
         if spec.name == "tabletop":
-            return tabletop_example(seed, self.family)
+            return tabletop_example(seed, self.family, **spec.generator_options())
         pool = self._pool(index, spec)
         return pool[int(rng.integers(len(pool)))]
 

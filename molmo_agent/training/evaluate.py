@@ -103,11 +103,16 @@ def evaluate_synthetic_gui(
     *,
     screen_size: tuple[int, int] = (540, 960),
     task: str = "icon",
+    difficulty: int | None = 0,
+    random_size: bool = False,
 ) -> SuiteResult:
-    """First-tap success on SyntheticGui single-step tasks (``icon``: named by colour and shape)."""
+    """First-tap success on SyntheticGui single-step tasks (``icon``: named by colour and shape).
+
+    The default setting is the headline one: a 540x960 phone screen filled by the app, difficulty 0 (3-4
+    icons among buttons, fields and list items, colours from the full palette)."""
     from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
-    env = SyntheticGuiEnv(screen_size=screen_size, task=task)
+    env = SyntheticGuiEnv(screen_size=screen_size, task=task, difficulty=difficulty, random_size=random_size)
     successes, unparsed, records = 0, 0, []
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))

@@ -31,7 +31,7 @@ TRAIN_SEED_BASE = 1_000_000
 
 GUI_SCREEN_SIZES = ((540, 960), (360, 640), (412, 915), (800, 600), (1280, 720), (1024, 768))
 """Canvas sizes SyntheticGui training draws from (phones and desktops), so no one aspect ratio is learnt."""
-TABLETOP_IMAGE_SIZES = ((320, 240), (640, 480), (424, 240))
+TABLETOP_IMAGE_SIZES = ((320, 240), (424, 240), (320, 320))
 
 
 class DataError(MolmoAgentError):
@@ -64,23 +64,36 @@ def render_points(points: Sequence[tuple[float, float]], label: str, family: str
 # ------------------------------------------------------------------------------ synthetic generators
 
 
-def synthetic_gui_example(seed: int, family: str = "molmo2", task: str = "click") -> Example:
-    """A SyntheticGui screen and the pointing turn for its next step (``task``: click, icon, multi, any)."""
+def synthetic_gui_example(
+    seed: int,
+    family: str = "molmo2",
+    task: str = "click",
+    difficulty: int | None = None,
+    random_size: bool = True,
+) -> Example:
+    """A SyntheticGui screen and the pointing turn for its next step (``task``: click, icon, multi, any;
+    ``difficulty`` 0-2 or None for random; ``random_size`` False makes the app fill the canvas)."""
     from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
     size = GUI_SCREEN_SIZES[seed % len(GUI_SCREEN_SIZES)]
-    env = _cached_env(("gui", size, task), lambda: SyntheticGuiEnv(screen_size=size, task=task))
+    key = ("gui", size, task, difficulty, random_size)
+    env = _cached_env(
+        key,
+        lambda: SyntheticGuiEnv(screen_size=size, task=task, difficulty=difficulty, random_size=random_size),
+    )
     obs, _ = env.reset(seed=seed)
     labels = env.supervision(_check_family(family))
     return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
 
 
-def tabletop_example(seed: int, family: str = "molmo2") -> Example:
-    """A TabletopPointing frame and the pointing turn for its target object."""
+def tabletop_example(seed: int, family: str = "molmo2", max_objects: int = 5) -> Example:
+    """A TabletopPointing frame (1 to ``max_objects`` solids) and the pointing turn for its target."""
     from molmo_envs.tabletop import TabletopPointingEnv
 
     size = TABLETOP_IMAGE_SIZES[seed % len(TABLETOP_IMAGE_SIZES)]
-    env = _cached_env(("tabletop", size), lambda: TabletopPointingEnv(image_size=size))
+    env = _cached_env(
+        ("tabletop", size, max_objects), lambda: TabletopPointingEnv(image_size=size, max_objects=max_objects)
+    )
     obs, _ = env.reset(seed=seed)
     prompt, answer = env.supervision(_check_family(family))
     return Example(obs["image"], prompt, answer, "tabletop")

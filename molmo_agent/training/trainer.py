@@ -55,6 +55,10 @@ class FinetuneConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
+    decay_fraction: float = 1.0
+    """Share of the run over which the lr decays (cosine); before it the lr holds at ``lr``. 1.0 is plain
+    cosine; ~0.2 is warm-up/stable/decay, which keeps the lr high through the plateau that pointing goes
+    through before it learns where things are."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lora_rank: int = 0
@@ -82,6 +86,8 @@ class FinetuneConfig:
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise FinetuneError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.decay_fraction <= 1:
+            raise FinetuneError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise FinetuneError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
         if self.lora_rank < 0:
@@ -94,14 +100,17 @@ class FinetuneConfig:
 
 
 def learning_rate(config: FinetuneConfig, step: int, elapsed_s: float = 0.0) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``steps``, or at the time
-    budget when that comes first (so a run cut short by the budget still ends annealed)."""
+    """Linear warm-up to ``lr``, hold, then cosine decay to ``lr * min_lr_ratio`` over the last
+    ``decay_fraction`` of the run. The run ends at ``steps`` or at the time budget, whichever comes first,
+    so a run cut short by the budget still ends annealed."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     span = max(config.steps - config.warmup_steps, 1)
     progress = min((step - config.warmup_steps) / span, 1.0)
     if config.time_budget_s:
         progress = max(progress, min(elapsed_s / config.time_budget_s, 1.0))
+    hold = 1.0 - config.decay_fraction
+    progress = max(progress - hold, 0.0) / max(config.decay_fraction, 1e-9)
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
