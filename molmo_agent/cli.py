@@ -264,6 +264,63 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .training import FinetuneConfig, finetune
+
+    if not args.model and not args.init_preset:
+        print(
+            "error: give --model (a Molmo2 Hub id or folder) or --init-preset (train from scratch)",
+            file=sys.stderr,
+        )
+        return 2
+    config = FinetuneConfig(
+        model=args.model or "",
+        init_preset=args.init_preset,
+        out_dir=Path(args.out),
+        data=tuple(args.data or ["synthetic_gui:icon"]),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+        warmup_steps=args.warmup,
+        decay_fraction=args.decay_fraction,
+        weight_decay=args.weight_decay,
+        lora_rank=args.lora_rank,
+        device=args.device,
+        eval_every=args.eval_every,
+        eval_seeds=args.eval_seeds,
+        save_every=args.save_every,
+        workers=args.workers,
+        seed=args.seed,
+        time_budget_s=args.time_budget_min * 60 if args.time_budget_min else None,
+        progress=not args.no_progress,
+    )
+    if args.cpu_threads:
+        from .backends.torch_setup import set_cpu_threads
+
+        set_cpu_threads(args.cpu_threads)
+    final = finetune(config)
+    curve = config.out_dir / "learning_curve.png"
+    print(f"trained checkpoint: {final} (load it with --model {final}); learning curve: {curve}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(
+        model_name=args.model,
+        out_dir=Path(args.out),
+        gui_episodes=args.gui_episodes,
+        tabletop_scenes=args.tabletop_scenes,
+        device=args.device,
+        seed=args.seed,
+    )
+    for line in summary["lines"]:
+        print(line)
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="molmo-agent", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -358,9 +415,47 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true")
     _add_model_args(evaluate)
 
+    ft = sub.add_parser("finetune", help="fine-tune a Molmo2 checkpoint on pointing/action data")
+    ft.add_argument("--model", help="Molmo2 Hub id or local folder to start from")
+    ft.add_argument("--init-preset", help="start from a fresh tiny Molmo2 of this preset (e.g. pointer)")
+    ft.add_argument("--out", required=True, help="run folder: checkpoints, history, curve, final/")
+    ft.add_argument(
+        "--data",
+        action="append",
+        help="source[:arg][=weight], repeatable: synthetic_gui[:click|icon|multi|any], tabletop, "
+        "pixmo:FILE.jsonl, android_control:DIR (default synthetic_gui:icon)",
+    )
+    ft.add_argument("--steps", type=int, default=1000)
+    ft.add_argument("--batch-size", type=int, default=16)
+    ft.add_argument("--grad-accum", type=int, default=1)
+    ft.add_argument("--lr", type=float, default=1e-3)
+    ft.add_argument("--warmup", type=int, default=100)
+    ft.add_argument(
+        "--decay-fraction", type=float, default=1.0, help="share of the run the lr decays over (1: cosine)"
+    )
+    ft.add_argument("--weight-decay", type=float, default=0.0)
+    ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
+    ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")
+    ft.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations (0: off)")
+    ft.add_argument("--eval-seeds", type=int, default=32)
+    ft.add_argument("--save-every", type=int, default=500)
+    ft.add_argument("--workers", type=int, default=0, help="data loader processes")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--time-budget-min", type=float, default=None, help="stop (and anneal the lr) by then")
+    ft.add_argument("--cpu-threads", type=int, default=None)
+    ft.add_argument("--no-progress", action="store_true")
+
+    demo = sub.add_parser("demo", help="the default model driving SyntheticGui and TabletopPointing, offline")
+    demo.add_argument("--out", default="molmo-agent-demo", help="report folder (index.html, summary.json)")
+    demo.add_argument("--gui-episodes", type=int, default=20)
+    demo.add_argument("--tabletop-scenes", type=int, default=20)
+    demo.add_argument("--seed", type=int, default=0, help="first held-out seed")
+    demo.add_argument("--model", default=None, help="Hub id, folder or grpc:// (default: the embedded model)")
+    demo.add_argument("--device", default=None)
+
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
-    tiny.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
+    tiny.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium", "pointer"])
     tiny.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -373,6 +468,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "gui": cmd_gui,
     "eval": cmd_eval,
     "build-tiny": cmd_build_tiny,
+    "finetune": cmd_finetune,
+    "demo": cmd_demo,
 }
 
 

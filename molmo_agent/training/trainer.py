@@ -303,6 +303,7 @@ def finetune(config: FinetuneConfig) -> Path:
     pixel_stats = processor.image_processor.image_mean, processor.image_processor.image_std
     bar = _progress_bar(config, step)
     last_eval: dict[str, Any] = {}
+    skipped = 0
     window: list[float] = []
     try:
         while step < config.steps:
@@ -318,7 +319,16 @@ def finetune(config: FinetuneConfig) -> Path:
                 (loss / config.grad_accum).backward()
                 total += float(loss.detach()) / config.grad_accum
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
-            optimizer.step()
+            if math.isfinite(grad_norm) and math.isfinite(total):
+                optimizer.step()
+            else:  # one overflowing batch must not turn every weight into NaN
+                skipped += 1
+                logger.warning("step %d: non-finite loss or gradient (%s): skipped", step + 1, grad_norm)
+                if skipped > max(10, config.steps // 100):
+                    raise FinetuneError(
+                        f"{skipped} updates skipped for non-finite gradients by step {step + 1}: the run "
+                        "diverged; lower --lr (or train in float32: bf16 off)"
+                    )
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window.append(total)
@@ -389,7 +399,7 @@ def _restore(folder: Path, model, optimizer, config: FinetuneConfig) -> tuple[in
     for key in ("data", "batch_size", "grad_accum", "lora_rank", "seed"):
         ours = config.to_json()[key]
         theirs = saved.get(key)
-        if (list(ours) if isinstance(ours, tuple) else ours) != theirs:
+        if _comparable(ours) != _comparable(theirs):
             raise FinetuneError(
                 f"cannot resume from {folder}: it was trained with {key}={theirs!r}, this run has {ours!r}; "
                 "use the same settings or a new --out folder"
@@ -406,6 +416,10 @@ def _restore(folder: Path, model, optimizer, config: FinetuneConfig) -> tuple[in
         [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.exists() else []
     )
     return int(state["step"]), history
+
+
+def _comparable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
 
 
 def _progress_bar(config: FinetuneConfig, step: int):

@@ -1,0 +1,137 @@
+"""``molmo-agent finetune`` on the tiny random Molmo2: it learns, saves loadable checkpoints and resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import molmo_agent as ma
+from molmo_agent.cli import main
+from molmo_agent.training import FinetuneConfig, FinetuneError, finetune
+from molmo_agent.training.trainer import latest_checkpoint, learning_rate
+
+
+def _history(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+
+
+def _config(tiny_dir, out, **overrides) -> FinetuneConfig:
+    settings = {
+        "model": str(tiny_dir),
+        "out_dir": out,
+        "data": ("synthetic_gui:icon", "tabletop:max1"),
+        "steps": 30,
+        "batch_size": 4,
+        "lr": 3e-3,
+        "warmup_steps": 3,
+        "eval_every": 0,
+        "save_every": 15,
+        "progress": False,
+    }
+    return FinetuneConfig(**(settings | overrides))
+
+
+def _weights(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def short_run(tiny_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("finetune")
+    return _config(tiny_dir, out), finetune(_config(tiny_dir, out))
+
+
+def test_a_short_run_reduces_the_answer_loss(short_run):
+    config, _ = short_run
+    losses = [h["loss"] for h in _history(config.out_dir) if "loss" in h]
+    assert len(losses) == 3
+    assert losses[-1] < 0.7 * losses[0], losses  # 30 steps: the format is being learnt
+
+
+def test_the_final_checkpoint_reloads_and_answers_in_the_trained_format(short_run, tiny_dir):
+    config, final = short_run
+    assert (final / "model.safetensors").is_file() and (final / "processor_config.json").is_file()
+    before, after = _weights(tiny_dir), _weights(final)
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    model = ma.load_model(str(final))
+    result = model.point_detailed(ma.load_image(_screen()), "the red star icon")
+    assert result.text.startswith("<points")  # the untrained model writes random bytes
+    assert json.loads((final / "molmo_agent.json").read_text())["step"] == 30
+    assert (config.out_dir / "learning_curve.png").stat().st_size > 1000
+
+
+def _screen():
+    from molmo_envs.synthetic_gui import SyntheticGuiEnv
+
+    obs, _ = SyntheticGuiEnv(task="icon").reset(seed=0)
+    return obs["screenshot"]
+
+
+def test_resume_continues_from_the_saved_step(tiny_dir, tmp_path):
+    finetune(_config(tiny_dir, tmp_path, steps=6, save_every=3, lr=1e-3))
+    assert latest_checkpoint(tmp_path).name == "checkpoint-6"
+    saved = _weights(tmp_path / "checkpoint-6")
+    final = finetune(_config(tiny_dir, tmp_path, steps=9, save_every=3, lr=1e-3))
+    steps = [h["step"] for h in _history(tmp_path)]
+    assert steps == sorted(set(steps)) and steps[-1] == 9 and 6 in steps
+    assert json.loads((final / "molmo_agent.json").read_text())["step"] == 9
+    resumed = _weights(final)
+    assert any(not torch.equal(saved[name], resumed[name]) for name in saved)
+
+
+def test_resume_refuses_a_different_recipe(tiny_dir, tmp_path):
+    finetune(_config(tiny_dir, tmp_path, steps=2, save_every=2))
+    with pytest.raises(FinetuneError, match="batch_size"):
+        finetune(_config(tiny_dir, tmp_path, steps=4, save_every=2, batch_size=2))
+
+
+def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tiny_dir, tmp_path):
+    pytest.importorskip("peft")
+    final = finetune(_config(tiny_dir, tmp_path, steps=3, lora_rank=4, save_every=3))
+    assert (tmp_path / "checkpoint-3" / "adapter" / "adapter_model.safetensors").is_file()
+    before, merged = _weights(tiny_dir), _weights(final)
+    assert set(merged) == set(before)  # merged: the plain Molmo2 layout, no lora_ names
+    assert any(not torch.equal(before[name], merged[name]) for name in before)
+    ma.load_model(str(final))
+
+
+def test_periodic_evaluation_runs_the_agent_path_on_held_out_seeds(tiny_dir, tmp_path):
+    finetune(_config(tiny_dir, tmp_path, steps=2, eval_every=2, eval_seeds=1, save_every=2))
+    evaluated = [h for h in _history(tmp_path) if "eval" in h]
+    assert evaluated and set(evaluated[-1]["eval"]) >= {"synthetic_gui", "tabletop"}
+    assert 0.0 <= evaluated[-1]["eval"]["synthetic_gui"] <= 1.0
+
+
+def test_learning_rate_warms_up_holds_and_decays():
+    config = FinetuneConfig(model="x", out_dir="/tmp/x", steps=1000, warmup_steps=100, decay_fraction=0.25)
+    assert learning_rate(config, 0) == pytest.approx(1e-5)
+    assert learning_rate(config, 500) == pytest.approx(1e-3)
+    assert learning_rate(config, 999) == pytest.approx(5e-5, rel=0.01)
+    budget = FinetuneConfig(model="x", out_dir="/tmp/x", steps=10**6, warmup_steps=1, time_budget_s=100)
+    assert learning_rate(budget, 10, elapsed_s=100) == pytest.approx(5e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 0}, "steps must be"),
+        ({"decay_fraction": 0}, "decay_fraction"),
+        ({"data": ("x",)}, "unknown"),
+    ],
+)
+def test_bad_settings_are_refused_up_front(tiny_dir, tmp_path, overrides, message):
+    with pytest.raises(ma.MolmoAgentError, match=message):
+        _config(tiny_dir, tmp_path, **overrides)
+
+
+def test_the_cli_trains_and_reports_where_the_checkpoint_is(tiny_dir, tmp_path, capsys):
+    args = ["finetune", "--model", str(tiny_dir), "--out", str(tmp_path), "--steps", "2", "--batch-size", "2"]
+    code = main([*args, "--data", "tabletop:max1", "--eval-every", "0", "--no-progress"])
+    assert code == 0
+    assert str(tmp_path / "final") in capsys.readouterr().out
+    assert main(["finetune", "--out", str(tmp_path / "b")]) == 2
+    assert "--init-preset" in capsys.readouterr().err
