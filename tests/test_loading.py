@@ -29,7 +29,7 @@ def test_registry_knows_the_seven_published_checkpoints():
 
 def test_default_model_is_embedded_small_and_loads_through_from_pretrained():
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
-    assert size < 5 * 1024 * 1024
+    assert size < 20 * 1024 * 1024  # the budget for the embedded model
     model = ma.load_model()
     assert model.info.model_id == "molmo-agent/default"
     assert model.info.source == str(DEFAULT_MODEL_DIR)

@@ -80,6 +80,8 @@ _INSTRUCTION_FORMS: tuple[tuple[re.Pattern[str], ActionType], ...] = tuple(
         (r"^right[- ]?click (?:on )?(?P<target>.+)$", ActionType.RIGHT_CLICK),
         (r"^(?:long[- ]?press|press and hold) (?:on )?(?P<target>.+)$", ActionType.LONG_PRESS),
         (r"^(?:click|tap|press|select|open|choose) (?:on )?(?P<target>.+)$", ActionType.CLICK),
+        # pointing requests ("Point to the red cube.", as TabletopPointing asks) act on what they name
+        (r"^(?:point (?:to|at)|find|locate) (?P<target>.+)$", ActionType.CLICK),
     )
 )
 
