@@ -447,8 +447,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the default model driving SyntheticGui and TabletopPointing, offline")
     demo.add_argument("--out", default="molmo-agent-demo", help="report folder (index.html, summary.json)")
-    demo.add_argument("--gui-episodes", type=int, default=20)
-    demo.add_argument("--tabletop-scenes", type=int, default=20)
+    demo.add_argument("--gui-episodes", type=int, default=10)
+    demo.add_argument("--tabletop-scenes", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0, help="first held-out seed")
     demo.add_argument("--model", default=None, help="Hub id, folder or grpc:// (default: the embedded model)")
     demo.add_argument("--device", default=None)
