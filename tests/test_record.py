@@ -157,7 +157,7 @@ def test_page_is_self_contained_and_escaped(recorded_run) -> None:
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;" in page
     assert "<b>hi</b>" not in page and "&lt;b&gt;hi&lt;/b&gt; &amp; bye" in page
-    assert "&lt;points coords=&quot;1 1 500 250&quot;&gt;Save&lt;/points&gt;" in page
+    assert "&lt;points coords=&quot;1 1 500 250&quot;&gt;" in page  # the answer, escaped
     assert page.count("<script>") == 1  # only the page's own
     assert page.count('<section class="step"') == 8
 

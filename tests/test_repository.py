@@ -40,7 +40,7 @@ def test_quick_start_is_exactly_two_commands_and_ci_runs_the_test_command():
     assert all("\n" not in command for command in commands)
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert commands[1] in ci_lines, "the README's test command must be what .ci/run runs"
-    assert "molmo-agent point" in commands[0]
+    assert commands[0].endswith("molmo-agent demo")  # the main job: the agent on the synthetic envs
 
 
 def test_sample_image_and_default_model_are_packaged():
