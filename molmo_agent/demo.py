@@ -21,6 +21,7 @@ from .agent.loop import AgentConfig, run_agent
 from .agent.policies import PointPolicy
 from .agent.record import TrajectoryRecorder
 from .annotate import draw_points
+from .geometry import pixels_to_normalized
 from .images import load_image
 from .model import MolmoModel, load_model
 from .points import Point
@@ -53,8 +54,8 @@ def _tabletop_gallery(model: MolmoModel, seeds: list[int], folder: Path) -> tupl
         points = []
         if record["point"] is not None:
             x, y = record["point"]
-            width, height = env.image_size
-            points = [Point(x=x, y=y, x_norm=x / width, y_norm=y / height, label="")]
+            x_norm, y_norm = pixels_to_normalized(x, y, env.image_size)
+            points = [Point(x=x, y=y, x_norm=x_norm, y_norm=y_norm, label="")]
         name = f"tabletop_{record['seed']:04d}.png"
         draw_points(load_image(obs["image"]), points).save(folder / name)
         record["image"] = f"{folder.name}/{name}"

@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ import torch
 
 from ..errors import MolmoAgentError
 from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
-from .examples import FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +76,6 @@ class FinetuneConfig:
     time_budget_s: float | None = None
     """Stop (saving and evaluating) once this much wall time has passed, even before ``steps``."""
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -238,7 +236,7 @@ def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.devi
 # ----------------------------------------------------------------------------------------------- loop
 
 
-def _answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+def _answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over answer tokens; logits are only computed for the answer's span."""
     labels = batch.pop("labels")
     answer_positions = (labels != IGNORE_INDEX).any(dim=0).nonzero()
@@ -246,13 +244,12 @@ def _answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, i
     logits = model(**batch, logits_to_keep=keep).logits.float()
     shifted_logits = logits[:, :-1]
     shifted_labels = labels[:, labels.shape[1] - keep + 1 :]
-    count = int((shifted_labels != IGNORE_INDEX).sum())
     loss = torch.nn.functional.cross_entropy(
         shifted_logits.reshape(-1, shifted_logits.shape[-1]),
         shifted_labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
     )
-    return loss, count
+    return loss
 
 
 def _batches(config: FinetuneConfig, processor, start_batch: int):
@@ -315,7 +312,7 @@ def finetune(config: FinetuneConfig) -> Path:
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
                 unpack_pixels(batch, *pixel_stats)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss, _ = _answer_loss(model, batch)
+                    loss = _answer_loss(model, batch)
                 (loss / config.grad_accum).backward()
                 total += float(loss.detach()) / config.grad_accum
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
@@ -430,4 +427,4 @@ def _progress_bar(config: FinetuneConfig, step: int):
     return tqdm(total=config.steps, initial=step, unit="step", desc="finetune", dynamic_ncols=True)
 
 
-__all__ = ["FAMILIES", "FinetuneConfig", "FinetuneError", "finetune", "latest_checkpoint", "learning_rate"]
+__all__ = ["FinetuneConfig", "FinetuneError", "finetune", "latest_checkpoint", "learning_rate"]
