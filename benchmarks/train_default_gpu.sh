@@ -8,7 +8,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}
 RUN=${RUN:-/tmp/molmo-train-run}
-MINUTES=${MINUTES:-5}
+MINUTES=${MINUTES:-6.8}
 mkdir -p "$OUT"
 if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -17,12 +17,13 @@ fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -m molmo_agent.cli -v finetune --init-preset pointer --out "$RUN" \
-  --data synthetic_gui:icon,d0,fill=0.4 --data synthetic_gui:icon=0.15 --data synthetic_gui:click=0.1 \
-  --data tabletop=0.2 --data tabletop:max1=0.15 \
-  --steps "${STEPS:-8000}" --batch-size "${BATCH:-64}" --lr 1e-3 --warmup 100 --decay-fraction 0.25 \
-  --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
-  --workers "${WORKERS:-15}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 | grep -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
-status=$?
+  --data shapes:max2=0.3 --data tabletop:max1=0.1 --data shapes:max6=0.15 \
+  --data synthetic_gui:icon,d0,fill=0.25 --data synthetic_gui:icon=0.1 --data tabletop=0.1 \
+  --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
+  --no-bf16 --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
+  --workers "${WORKERS:-15}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 \
+  | grep --line-buffered -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
+status=${PIPESTATUS[0]}
 cp "$RUN/history.jsonl" "$OUT/" 2>/dev/null
 tar -czf "$OUT/default_model.tar.gz" -C "$RUN" final history.jsonl learning_curve.png config.json 2>/dev/null
 ls -la "$OUT"

@@ -287,6 +287,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         lora_rank=args.lora_rank,
         device=args.device,
+        bf16=False if args.no_bf16 else None,
         eval_every=args.eval_every,
         eval_seeds=args.eval_seeds,
         save_every=args.save_every,
@@ -422,7 +423,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--data",
         action="append",
-        help="source[:arg][=weight], repeatable: synthetic_gui[:click|icon|multi|any], tabletop, "
+        help="source[:arg][=weight], repeatable: synthetic_gui[:click|icon|multi|any], tabletop[:maxN], "
+        "shapes[:maxN], "
         "pixmo:FILE.jsonl, android_control:DIR (default synthetic_gui:icon)",
     )
     ft.add_argument("--steps", type=int, default=1000)
@@ -436,6 +438,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--weight-decay", type=float, default=0.0)
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")
+    ft.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA too (no bf16 autocast)")
     ft.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations (0: off)")
     ft.add_argument("--eval-seeds", type=int, default=32)
     ft.add_argument("--save-every", type=int, default=500)

@@ -95,7 +95,9 @@ def _regular(cx: int, cy: int, r: int, sides: int, offset: float) -> np.ndarray:
     return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round().astype(np.int32)
 
 
-def _draw_shape(img: np.ndarray, shape: str, box: tuple[int, int, int, int], color: Color) -> None:
+def draw_shape(img: np.ndarray, shape: str, box: tuple[int, int, int, int], color: Color) -> None:
+    """Fill one icon shape (``gui_scenes.SHAPES``) inside ``box``: the one drawing of an icon, shared by the
+    GUI screens and the training data's plain shape canvases."""
     x0, y0, x1, y1 = box
     cx, cy, r = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 2
     if shape == "circle":
@@ -128,7 +130,7 @@ def _draw_element(img: np.ndarray, scene: Scene, element: Element) -> None:
         _rounded_rect(img, box, (y1 - y0) // 3, fill)
         _centered_text(img, element.label, box, font, scale, _text_color(fill))
     elif element.kind == "icon":
-        _draw_shape(img, element.shape, box, color)
+        draw_shape(img, element.shape, box, color)
     elif element.kind == "field":
         assert element.label_at is not None
         _text(img, element.label, element.label_at, font, scale * 0.8, theme.ink)

@@ -24,6 +24,7 @@ from .examples import (
     android_control_examples,
     pixmo_points_examples,
     synthetic_gui_example,
+    shapes_example,
     tabletop_example,
 )
 
@@ -40,6 +41,7 @@ class SourceSpec:
     - ``synthetic_gui[:TASK[,dN][,fill]]``: TASK is click (default), icon, multi or any; ``dN`` fixes the
       difficulty (0-2, else random per screen); ``fill`` makes the app fill the canvas (no small windows).
     - ``tabletop[:maxN]``: scenes of 1 to N objects (default 5).
+    - ``shapes[:maxN]``: plain canvases of 1 to N SyntheticGui icons (default 4): pointing without clutter.
     - ``pixmo:FILE.jsonl``: a PixMo-Points-style JSONL (see ``examples.pixmo_points_examples``).
     - ``android_control:DIR``: the ``train`` split of AndroidControl shards in DIR.
     """
@@ -71,12 +73,12 @@ class SourceSpec:
 
     def generator_options(self) -> dict:
         """Keyword arguments for the generated sources, read from the argument."""
-        if self.name == "tabletop":
+        if self.name in _COUNTED:
             if not self.argument:
                 return {}
             if not (self.argument.startswith("max") and self.argument[3:].isdigit()):
-                raise DataError(f"tabletop takes maxN (e.g. tabletop:max2), got {self.argument!r}")
-            return {"max_objects": int(self.argument[3:])}
+                raise DataError(f"{self.name} takes maxN (e.g. {self.name}:max2), got {self.argument!r}")
+            return {_COUNTED[self.name]: int(self.argument[3:])}
         if self.name != "synthetic_gui":
             return {}
         parts = [p.strip() for p in (self.argument or "click").split(",")]
@@ -95,7 +97,9 @@ class SourceSpec:
         return options
 
 
-_SOURCE_NAMES = ("synthetic_gui", "tabletop", "pixmo", "android_control")
+_SOURCE_NAMES = ("synthetic_gui", "tabletop", "shapes", "pixmo", "android_control")
+_COUNTED = {"tabletop": "max_objects", "shapes": "max_shapes"}
+"""Generated sources whose argument is ``maxN``, and the generator keyword it sets."""
 
 
 @dataclass
@@ -119,6 +123,8 @@ class Mixture:
             return synthetic_gui_example(seed, self.family, **spec.generator_options())
         if spec.name == "tabletop":
             return tabletop_example(seed, self.family, **spec.generator_options())
+        if spec.name == "shapes":
+            return shapes_example(seed, self.family, **spec.generator_options())
         pool = self._pool(index, spec)
         return pool[int(rng.integers(len(pool)))]
 

@@ -86,6 +86,47 @@ def synthetic_gui_example(
     return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
 
 
+def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4) -> Example:
+    """A plain canvas of 1 to ``max_shapes`` icons (distinct colour and shape pairs, drawn exactly as
+    SyntheticGui draws its icons, at its icon sizes) and the pointing turn for one of them.
+
+    Why it exists: a model trained from scratch first has to learn *where* things are, and it learns that
+    far sooner from uncluttered scenes (one or two shapes) than from whole app screens; mixed in later, the
+    many-shape canvases teach telling icons apart by colour and shape without the layout's regularities.
+    """
+    from molmo_envs.gui_render import draw_shape
+    from molmo_envs.gui_scenes import COLORS, SHAPES
+
+    rng = np.random.default_rng([seed, 7])
+    width, height = GUI_SCREEN_SIZES[seed % len(GUI_SCREEN_SIZES)]
+    light = rng.random() < 0.7
+    shade = int(rng.integers(225, 256)) if light else int(rng.integers(20, 50))
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = (shade, shade, min(255, shade + int(rng.integers(0, 10))))
+    unit = rng.uniform(0.08, 0.12) * min(width, height * 0.75)
+    size = max(int(unit * rng.uniform(0.9, 1.25)), 12)
+    count = int(rng.integers(1, max(max_shapes, 1) + 1))
+    pairs = [(c, s) for c in COLORS for s in SHAPES]
+    chosen = [pairs[int(i)] for i in rng.permutation(len(pairs))[:count]]
+    boxes: list[tuple[int, int, int, int]] = []
+    for _ in range(200 * count):
+        if len(boxes) == count:
+            break
+        x0 = int(rng.integers(0, width - size))
+        y0 = int(rng.integers(0, height - size))
+        box = (x0, y0, x0 + size, y0 + size)
+        if all(box[2] + 4 < b[0] or b[2] + 4 < box[0] or box[3] + 4 < b[1] or b[3] + 4 < box[1] for b in boxes):
+            boxes.append(box)
+    for (color, shape), box in zip(chosen, boxes, strict=False):
+        draw_shape(image, shape, box, COLORS[color])
+    target = int(rng.integers(len(boxes)))
+    color, shape = chosen[target]
+    x0, y0, x1, y1 = boxes[target]
+    phrase = f"the {color} {shape} icon"
+    point = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
+    return Example(image, point_prompt(phrase, family), render_points([point], phrase, family), "shapes")
+
+
 def tabletop_example(seed: int, family: str = "molmo2", max_objects: int = 5) -> Example:
     """A TabletopPointing frame (1 to ``max_objects`` solids) and the pointing turn for its target."""
     from molmo_envs.tabletop import TabletopPointingEnv
