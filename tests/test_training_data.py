@@ -22,6 +22,7 @@ from molmo_agent.training.examples import (
     DataError,
     android_control_examples,
     pixmo_points_examples,
+    shapes_example,
     synthetic_gui_example,
     tabletop_example,
 )
@@ -40,6 +41,7 @@ def processor(tiny_dir):
         ("synthetic_gui", SourceSpec("synthetic_gui", None, 1.0)),
         ("synthetic_gui:icon,d0,fill=0.4", SourceSpec("synthetic_gui", "icon,d0,fill", 0.4)),
         ("tabletop:max2=2", SourceSpec("tabletop", "max2", 2.0)),
+        ("shapes:max6=0.25", SourceSpec("shapes", "max6", 0.25)),
         ("pixmo:/data/points.jsonl", SourceSpec("pixmo", "/data/points.jsonl", 1.0)),
     ],
 )
@@ -54,6 +56,7 @@ def test_source_spec_options_reach_the_generators():
         "random_size": False,
     }
     assert SourceSpec.parse("tabletop:max1").generator_options() == {"max_objects": 1}
+    assert SourceSpec.parse("shapes:max3").generator_options() == {"max_shapes": 3}
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,7 @@ def test_source_spec_options_reach_the_generators():
         ("synthetic_gui:swipe", "task must be one of"),
         ("synthetic_gui:icon,d7", "unknown synthetic_gui option"),
         ("tabletop:3", "maxN"),
+        ("shapes:six", "shapes takes maxN"),
     ],
 )
 def test_bad_source_specs_say_what_is_wrong(text, message):
@@ -85,6 +89,23 @@ def test_a_gui_example_points_inside_its_target_in_molmo2_and_molmo1_formats():
         x0, y0, x1, y1 = info["target"]["box"]
         assert x0 <= point.x <= x1 and y0 <= point.y <= y1
         assert info["target"]["phrase"].removeprefix("the ") in example.prompt
+    assert example.answer.startswith("<point x=")
+
+
+def test_a_shapes_example_points_at_the_named_colour_in_both_formats():
+    from molmo_envs.gui_scenes import COLORS
+
+    for seed in range(1_000_000, 1_000_012):
+        for family in ("molmo2", "molmo1"):
+            example = shapes_example(seed, family, max_shapes=5)
+            height, width = example.image.shape[:2]
+            (point,) = ma.parse_points(example.answer, image_sizes=[(width, height)])
+            colour = example.prompt.removeprefix("Point to the ").split()[0]
+            pixel = example.image[round(point.y), round(point.x)]
+            assert np.abs(pixel.astype(int) - COLORS[colour]).max() <= 2, (seed, colour, pixel)
+            assert example.prompt.rstrip(".").endswith("icon") and example.source == "shapes"
+    again = shapes_example(1_000_003, "molmo2", max_shapes=5)
+    assert np.array_equal(again.image, shapes_example(1_000_003, "molmo2", max_shapes=5).image)
     assert example.answer.startswith("<point x=")
 
 
