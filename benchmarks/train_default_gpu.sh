@@ -4,6 +4,9 @@
 # Runs on the device machine from the repo root, with the wheels of benchmarks/fetch_gpu_wheels.sh carried
 # in .whl/ (transformers >= 5.20, tokenizers, gymnasium, ...). The same `molmo-agent finetune` command runs
 # on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
+# Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
+# train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
+# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh `pointer` model), DEVICE, EVAL_EVERY.
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}
@@ -16,12 +19,13 @@ if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -m molmo_agent.cli -v finetune --init-preset pointer --out "$RUN" \
+if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset pointer); fi
+python3 -m molmo_agent.cli -v finetune "${start[@]}" --out "$RUN" \
   --data shapes:max2=0.3 --data tabletop:max1=0.1 --data shapes:max6=0.15 \
   --data synthetic_gui:icon,d0,fill=0.25 --data synthetic_gui:icon=0.1 --data tabletop=0.1 \
   --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
   --no-bf16 --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
-  --workers "${WORKERS:-15}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 \
+  --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 \
   | grep --line-buffered -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 cp "$RUN/history.jsonl" "$OUT/" 2>/dev/null

@@ -292,6 +292,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         eval_seeds=args.eval_seeds,
         save_every=args.save_every,
         workers=args.workers,
+        reuse=args.reuse,
         seed=args.seed,
         time_budget_s=args.time_budget_min * 60 if args.time_budget_min else None,
         progress=not args.no_progress,
@@ -443,6 +444,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--eval-seeds", type=int, default=32)
     ft.add_argument("--save-every", type=int, default=500)
     ft.add_argument("--workers", type=int, default=0, help="data loader processes")
+    ft.add_argument(
+        "--reuse", type=int, default=1, help="train on each generated batch this many times (data-bound GPUs)"
+    )
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--time-budget-min", type=float, default=None, help="stop (and anneal the lr) by then")
     ft.add_argument("--cpu-threads", type=int, default=None)

@@ -115,10 +115,31 @@ def test_learning_rate_warms_up_holds_and_decays():
     assert learning_rate(budget, 10, elapsed_s=100) == pytest.approx(5e-5)
 
 
+def test_replay_trains_on_each_batch_reuse_times_from_recent_ones():
+    from molmo_agent.training.trainer import replayed
+
+    pulled: list[int] = []
+
+    def stream():
+        for index in range(50):
+            pulled.append(index)
+            yield index
+
+    steps = replayed(stream(), reuse=3, seed=0, buffer_batches=4)
+    drawn = [next(steps) for _ in range(60)]
+    assert len(pulled) == 20  # 60 steps from 20 generated batches
+    for position, batch in enumerate(drawn):
+        newest = position // 3
+        assert newest - 3 <= batch <= newest  # only the latest 4 batches are in the buffer
+    assert len(set(drawn)) > 10 and drawn != sorted(drawn)  # drawn at random, not repeated in a row
+    assert list(replayed(iter(range(5)), reuse=1, seed=0)) == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"steps": 0}, "steps must be"),
+        ({"reuse": 0}, "reuse must be"),
         ({"decay_fraction": 0}, "decay_fraction"),
         ({"data": ("x",)}, "unknown"),
     ],
@@ -130,7 +151,7 @@ def test_bad_settings_are_refused_up_front(tiny_dir, tmp_path, overrides, messag
 
 def test_the_cli_trains_and_reports_where_the_checkpoint_is(tiny_dir, tmp_path, capsys):
     args = ["finetune", "--model", str(tiny_dir), "--out", str(tmp_path), "--steps", "2", "--batch-size", "2"]
-    code = main([*args, "--data", "tabletop:max1", "--eval-every", "0", "--no-progress"])
+    code = main([*args, "--data", "tabletop:max1", "--eval-every", "0", "--reuse", "2", "--no-progress"])
     assert code == 0
     assert str(tmp_path / "final") in capsys.readouterr().out
     assert main(["finetune", "--out", str(tmp_path / "b")]) == 2

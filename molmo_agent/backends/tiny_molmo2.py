@@ -147,8 +147,8 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
     ),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
-(a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen at
-140x224 without squashing its icons: small enough to train on a CPU, sharp enough to tell icon shapes apart)."""
+(a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
+at 140x224 without squashing its icons: small enough to train on a CPU, sharp enough to tell shapes apart)."""
 
 
 def _build_tokenizer():

@@ -23,8 +23,8 @@ from .examples import (
     Example,
     android_control_examples,
     pixmo_points_examples,
-    synthetic_gui_example,
     shapes_example,
+    synthetic_gui_example,
     tabletop_example,
 )
 

@@ -115,7 +115,7 @@ def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4) -> Ex
         x0 = int(rng.integers(0, width - size))
         y0 = int(rng.integers(0, height - size))
         box = (x0, y0, x0 + size, y0 + size)
-        if all(box[2] + 4 < b[0] or b[2] + 4 < box[0] or box[3] + 4 < b[1] or b[3] + 4 < box[1] for b in boxes):
+        if all(_apart(box, other, 4) for other in boxes):
             boxes.append(box)
     for (color, shape), box in zip(chosen, boxes, strict=False):
         draw_shape(image, shape, box, COLORS[color])
@@ -125,6 +125,11 @@ def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4) -> Ex
     phrase = f"the {color} {shape} icon"
     point = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
     return Example(image, point_prompt(phrase, family), render_points([point], phrase, family), "shapes")
+
+
+def _apart(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int) -> bool:
+    """Whether two boxes are at least ``gap`` pixels apart on some axis."""
+    return a[2] + gap < b[0] or b[2] + gap < a[0] or a[3] + gap < b[1] or b[3] + gap < a[1]
 
 
 def tabletop_example(seed: int, family: str = "molmo2", max_objects: int = 5) -> Example:

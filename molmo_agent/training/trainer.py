@@ -72,6 +72,10 @@ class FinetuneConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     workers: int = 0
+    reuse: int = 1
+    """Train on each generated batch ``reuse`` times on average, drawing steps from a buffer of recent
+    batches: for when rendering the data, not the accelerator, limits the speed (a GPU fed by a few CPU
+    cores). 1: every step gets a fresh batch."""
     seed: int = 0
     time_budget_s: float | None = None
     """Stop (saving and evaluating) once this much wall time has passed, even before ``steps``."""
@@ -81,7 +85,7 @@ class FinetuneConfig:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         object.__setattr__(self, "data", tuple(self.data))
         object.__setattr__(self, "eval_suites", tuple(self.eval_suites))
-        for name in ("steps", "batch_size", "grad_accum"):
+        for name in ("steps", "batch_size", "grad_accum", "reuse"):
             if getattr(self, name) < 1:
                 raise FinetuneError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.decay_fraction <= 1:
@@ -267,6 +271,26 @@ def _batches(config: FinetuneConfig, processor, start_batch: int):
     yield from loader
 
 
+def replayed(batches, reuse: int, seed: int, buffer_batches: int | None = None):
+    """Each batch from ``batches`` is followed by ``reuse`` draws from a buffer of the latest
+    ``buffer_batches`` (default ``8 * reuse``) batches, the new one included: every batch is trained on
+    ``reuse`` times on average, never many times in a row. ``reuse`` 1 passes the stream through."""
+    if reuse <= 1:
+        yield from batches
+        return
+    import random
+
+    draw = random.Random(seed)
+    size = buffer_batches or 8 * reuse
+    buffer: list = []
+    for batch in batches:
+        buffer.append(batch)
+        if len(buffer) > size:
+            buffer.pop(0)
+        for _ in range(reuse):
+            yield buffer[draw.randrange(len(buffer))]
+
+
 def finetune(config: FinetuneConfig) -> Path:
     """Run (or resume) training; returns the folder of the final checkpoint (``out_dir/final``)."""
     from ..backends.torch_setup import choose_device
@@ -296,7 +320,11 @@ def finetune(config: FinetuneConfig) -> Path:
     torch.manual_seed(config.seed + step)
     (config.out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2))
 
-    batches = _batches(config, processor, start_batch=step * config.grad_accum)
+    batches = replayed(
+        _batches(config, processor, start_batch=step * config.grad_accum // config.reuse),
+        config.reuse,
+        seed=config.seed + step,
+    )
     pixel_stats = processor.image_processor.image_mean, processor.image_processor.image_std
     bar = _progress_bar(config, step)
     last_eval: dict[str, Any] = {}
