@@ -270,3 +270,57 @@ def test_load_model_optimize_flag_and_warmup(tiny_dir):
     assert len(model.backend.vision_cache) <= 1  # warm-up frames are not kept
     plain = ma.load_model(tiny_dir, device="cpu", optimize=False)
     assert plain.backend.fast_decoder is None and plain.backend.vision_cache is None
+
+
+class _ScriptedRemoteMolmo1:
+    """Stands in for Molmo v1's remote model (its code and weights cannot be fetched here): it emits a
+    fixed answer token by token through ``generate_from_batch`` and honours ``stopping_criteria`` the way
+    ``GenerationMixin.generate`` does, so the backend's wiring of the early stop is what is tested."""
+
+    def __init__(self, tokenizer, answer: str) -> None:
+        self.tokenizer, self.answer = tokenizer, answer
+        self.criteria_seen = None
+
+    def generate_from_batch(self, batch, generation_config, tokenizer=None, stopping_criteria=None):
+        import torch
+
+        ids = batch["input_ids"]
+        self.criteria_seen = stopping_criteria
+        for token in self.tokenizer(self.answer, add_special_tokens=False)["input_ids"]:
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            if stopping_criteria and all(bool(c(ids, None).all()) for c in stopping_criteria):
+                break
+        return ids
+
+
+def test_molmo1_backend_stops_after_the_last_y_with_the_same_points(tiny_dir):
+    import threading
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from molmo_agent.backends.molmo1 import Molmo1Backend
+    from molmo_agent.model import POINT_OPTIONS
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    answer = '<point x="12.5" y="40.0" alt="the red mug">the red mug</point>'
+
+    class Processor:
+        def __init__(self) -> None:
+            self.tokenizer = tokenizer
+
+        def process(self, images, text):
+            return {"input_ids": torch.tensor(tokenizer(" User: " + text + " Assistant:")["input_ids"])}
+
+    backend = object.__new__(Molmo1Backend)
+    backend.device, backend.dtype, backend._lock = torch.device("cpu"), torch.float32, threading.Lock()
+    backend.processor, backend.model = Processor(), _ScriptedRemoteMolmo1(tokenizer, answer)
+    request = Request(prompt="point to the red mug", images=[Image.new("RGB", (200, 100))])
+
+    (cut,) = backend.generate([request], POINT_OPTIONS)
+    (full,) = backend.generate([request], GenerationOptions(max_new_tokens=256, stop_at_answer=True))
+    assert backend.model.criteria_seen is None  # no coordinate stop unless asked for
+    assert full.text == answer
+    assert cut.text.endswith('y="40.0"') and cut.num_generated_tokens < full.num_generated_tokens
+    closed = complete_cut_answer(cut.text, "the red mug")
+    assert parse_points(closed, image_sizes=[(200, 100)]) == parse_points(full.text, image_sizes=[(200, 100)])

@@ -22,6 +22,7 @@ import torch
 from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .registry import ResolvedModel, missing_weights_message
+from .stopping import AnswerCompleteCriteria
 from .torch_setup import choose_dtype, choose_placement, dtype_name
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,26 @@ class Molmo1Backend(Backend):
                 else {}
             ),
         )
+        prompt_length = inputs["input_ids"].size(1)
+        stopping = (
+            {
+                "stopping_criteria": [
+                    AnswerCompleteCriteria(self.processor.tokenizer, prompt_length, coords_only=True)
+                ]
+            }
+            if options.stop_at_coords
+            else {}
+        )  # the remote generate_from_batch hands extra keywords on to GenerationMixin.generate
         try:
             with torch.inference_mode():
-                output = self.model.generate_from_batch(inputs, config, tokenizer=self.processor.tokenizer)
+                output = self.model.generate_from_batch(
+                    inputs, config, tokenizer=self.processor.tokenizer, **stopping
+                )
         except (AttributeError, TypeError, KeyError) as exc:
             if raised_in_remote_code(exc) or "generate_from_batch" in str(exc):
                 raise ModelLoadError(self._incompatible(exc)) from exc
             raise
-        generated = output[0, inputs["input_ids"].size(1) :]
+        generated = output[0, prompt_length:]
         finished = time.perf_counter()
         return Generation(
             text=self.processor.tokenizer.decode(generated, skip_special_tokens=True),
