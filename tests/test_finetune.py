@@ -10,7 +10,7 @@ import torch
 import molmo_agent as ma
 from molmo_agent.cli import main
 from molmo_agent.training import FinetuneConfig, FinetuneError, finetune
-from molmo_agent.training.trainer import latest_checkpoint, learning_rate
+from molmo_agent.training.trainer import coordinate_digit_losses, latest_checkpoint, learning_rate
 
 
 def _history(folder) -> list[dict]:
@@ -50,6 +50,30 @@ def test_a_short_run_reduces_the_answer_loss(short_run):
     losses = [h["loss"] for h in _history(config.out_dir) if "loss" in h]
     assert len(losses) == 3
     assert losses[-1] < 0.7 * losses[0], losses  # 30 steps: the format is being learnt
+
+
+def test_history_splits_the_coordinate_loss_by_digit_place(short_run):
+    config, _ = short_run
+    records = [r for r in _history(config.out_dir) if "loss" in r]
+    assert all(set(r["digits"]) == {"hundreds", "tens", "units"} for r in records)
+    assert all(0 <= value < 20 for r in records for value in r["digits"].values())
+
+
+def test_digit_losses_are_read_at_the_coordinate_digits_only(tiny_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    answer = '<points coords="1 1 736 188 2 045 900">red</points>'
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    labels = torch.tensor([[-100, -100, *ids], [-100] * (len(ids) + 2)])  # the second row has no answer
+    losses = torch.full(labels.shape, 99.0)  # format, indices and label: never counted
+    for number in ("736", "188", "045", "900"):
+        at = answer.index(f" {number}") + 1
+        for offset, value in enumerate((1.0, 2.0, 3.0)):  # hundreds, tens, units
+            losses[0, 2 + at + offset] = value + (0.5 if number == "188" else 0.0)
+    digits = coordinate_digit_losses(losses, labels, tokenizer)
+    assert digits == {"hundreds": 1.125, "tens": 2.125, "units": 3.125}
+    assert coordinate_digit_losses(losses, labels[1:], tokenizer) == {}
 
 
 def test_the_final_checkpoint_reloads_and_answers_in_the_trained_format(short_run, tiny_dir):
