@@ -6,7 +6,8 @@
 # on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
-# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh `pointer` model), DEVICE, EVAL_EVERY.
+# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
+# the larger view), DEVICE, EVAL_EVERY.
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}
@@ -19,7 +20,7 @@ if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset pointer); fi
+if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer}"); fi
 python3 -m molmo_agent.cli -v finetune "${start[@]}" --out "$RUN" \
   --data shapes:max2=0.3 --data tabletop:max1=0.1 --data shapes:max6=0.15 \
   --data synthetic_gui:icon,d0,fill=0.25 --data synthetic_gui:icon=0.1 --data tabletop=0.1 \

@@ -80,3 +80,16 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "point" in result.stdout and "models" in result.stdout
+
+
+def test_build_tiny_offers_every_preset_and_only_those():
+    from molmo_agent.backends.tiny_molmo2 import PRESETS
+    from molmo_agent.cli import _build_parser
+
+    parser = _build_parser()
+    for preset in PRESETS:
+        assert parser.parse_args(["build-tiny", "out", "--preset", preset]).preset == preset
+    (build_tiny,) = [
+        a for a in parser._subparsers._group_actions[0].choices["build-tiny"]._actions if a.dest == "preset"
+    ]
+    assert set(build_tiny.choices) == set(PRESETS)

@@ -272,6 +272,7 @@ def coordinate_digit_losses(token_losses: torch.Tensor, labels: torch.Tensor, to
     hundredth of the image) are the numbers that say whether pointing is being learnt. Answers in other
     formats (v1's percent attributes, actions) contribute nothing; empty places are left out.
     """
+    token_losses, labels = token_losses.float().cpu(), labels.cpu()  # one copy, not a sync per token
     sums = dict.fromkeys(PLACES, 0.0)
     counts = dict.fromkeys(PLACES, 0)
     for row in range(labels.shape[0]):
