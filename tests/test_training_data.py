@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import molmo_agent as ma
@@ -205,6 +206,19 @@ def test_collator_puts_the_loss_on_answer_tokens_only(processor):
         prompt_ids = batch["input_ids"][row][batch["labels"][row] == IGNORE_INDEX]
         assert example.prompt in tokenizer.decode(prompt_ids)
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_collated_pixels_equal_the_inference_paths(processor):
+    """The collator hands the processor tensors (faster); the agent hands it PIL images: same values."""
+    examples = [synthetic_gui_example(1_000_000 + i, task="icon") for i in range(2)]
+    examples.append(tabletop_example(1_000_005))
+    for example in examples:
+        batch = TurnCollator(processor)([example])
+        reference = processor(
+            images=[Image.fromarray(example.image)], text=["<|image|>"], return_tensors="pt"
+        )
+        assert torch.equal(batch["pixel_values"], reference["pixel_values"])
+        assert torch.equal(batch["image_token_pooling"], reference["image_token_pooling"])
 
 
 def test_packed_pixels_restore_the_processors_values(processor):
