@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,19 +105,20 @@ class TinyMolmo2Spec:
                 raise ValueError(f"width {width} is not divisible by {heads} heads")
 
 
+_SMALL = TinyMolmo2Spec(
+    vit_width=128,
+    vit_layers=4,
+    vit_heads=4,
+    text_width=192,
+    text_layers=4,
+    text_heads=6,
+    text_kv_heads=2,
+    text_intermediate=512,
+    adapter_intermediate=256,
+)
 PRESETS: dict[str, TinyMolmo2Spec] = {
     "tiny": TinyMolmo2Spec(),
-    "small": TinyMolmo2Spec(
-        vit_width=128,
-        vit_layers=4,
-        vit_heads=4,
-        text_width=192,
-        text_layers=4,
-        text_heads=6,
-        text_kv_heads=2,
-        text_intermediate=512,
-        adapter_intermediate=256,
-    ),
+    "small": _SMALL,
     "medium": TinyMolmo2Spec(
         vit_width=384,
         vit_layers=6,
@@ -131,34 +132,8 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
         crop_size=224,
         max_crops=6,
     ),
-    "pointer": TinyMolmo2Spec(
-        vit_width=128,
-        vit_layers=4,
-        vit_heads=4,
-        text_width=192,
-        text_layers=4,
-        text_heads=6,
-        text_kv_heads=2,
-        text_intermediate=512,
-        adapter_intermediate=256,
-        crop_size=140,
-        max_crops=2,
-        sincos_positions=True,
-    ),
-    "pointer-224": TinyMolmo2Spec(
-        vit_width=128,
-        vit_layers=4,
-        vit_heads=4,
-        text_width=192,
-        text_layers=4,
-        text_heads=6,
-        text_kv_heads=2,
-        text_intermediate=512,
-        adapter_intermediate=256,
-        crop_size=224,
-        max_crops=2,
-        sincos_positions=True,
-    ),
+    "pointer": replace(_SMALL, crop_size=140, max_crops=2, sincos_positions=True),
+    "pointer-224": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
 (a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
