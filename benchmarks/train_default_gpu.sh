@@ -7,7 +7,8 @@
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
 # this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
-# the larger view), DEVICE, EVAL_EVERY.
+# the larger view, pointer-fine for one token per patch), MIX (space-separated --data sources), DEVICE,
+# EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed packages).
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}
@@ -20,12 +21,13 @@ if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+MIX=${MIX:-"shapes:max2=0.3 tabletop:max1=0.1 shapes:max6=0.15 synthetic_gui:icon,d0,fill=0.25 synthetic_gui:icon=0.1 tabletop=0.1"}
+mix=(); for source in $MIX; do mix+=(--data "$source"); done
 if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer}"); fi
 python3 -m molmo_agent.cli -v finetune "${start[@]}" --out "$RUN" \
-  --data shapes:max2=0.3 --data tabletop:max1=0.1 --data shapes:max6=0.15 \
-  --data synthetic_gui:icon,d0,fill=0.25 --data synthetic_gui:icon=0.1 --data tabletop=0.1 \
+  "${mix[@]}" \
   --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
-  --no-bf16 --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
+  --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
   --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 \
   | grep --line-buffered -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}

@@ -463,7 +463,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
     tiny.add_argument(
-        "--preset", default="tiny", choices=["tiny", "small", "medium", "pointer", "pointer-224"]
+        "--preset",
+        default="tiny",
+        choices=["tiny", "small", "medium", "pointer", "pointer-224", "pointer-fine"],
     )
     tiny.add_argument("--seed", type=int, default=0)
     return parser

@@ -45,6 +45,31 @@ def test_tiny_checkpoint_loads_with_plain_transformers(tiny_dir):
     assert type(processor).__name__ == "Molmo2Processor"
 
 
+def test_unpooled_tiny_model_gives_every_patch_its_own_token(tmp_path):
+    """``pooling_size`` (1, 1) reaches the saved processor: 4x the image tokens of the 2x2 default, each
+    pooling one patch, and the model runs on them."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+
+    image = np.zeros((120, 200, 3), dtype=np.uint8)
+    counts = {}
+    for pooling in ((2, 2), (1, 1)):
+        folder = build_tiny_molmo2(tmp_path / str(pooling[0]), replace(PRESETS["tiny"], pooling_size=pooling))
+        processor = AutoProcessor.from_pretrained(folder)
+        inputs = processor(images=[image], text="<|image|>where?", return_tensors="pt")
+        assert inputs["image_token_pooling"].shape[1] == pooling[0] * pooling[1]
+        counts[pooling] = inputs["image_token_pooling"].shape[0]
+        with torch.no_grad():
+            logits = AutoModelForImageTextToText.from_pretrained(folder)(**inputs).logits
+        assert torch.isfinite(logits).all()
+    assert counts[(1, 1)] >= 3 * counts[(2, 2)]
+
+
 @pytest.mark.parametrize("model_id", ["allenai/Molmo2-8B", "allenai/Molmo-7B-D-0924"])
 def test_known_model_without_weights_offline_names_the_model_and_the_fix(model_id, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))

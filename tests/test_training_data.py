@@ -20,6 +20,7 @@ from molmo_agent.training.batches import (
     unpack_pixels,
 )
 from molmo_agent.training.examples import (
+    GUI_SCREEN_SIZES,
     DataError,
     android_control_examples,
     pixmo_points_examples,
@@ -56,6 +57,10 @@ def test_source_spec_options_reach_the_generators():
         "difficulty": 2,
         "random_size": False,
     }
+    assert SourceSpec.parse("synthetic_gui:icon,phone").generator_options() == {
+        "task": "icon",
+        "phone_only": True,
+    }
     assert SourceSpec.parse("tabletop:max1").generator_options() == {"max_objects": 1}
     assert SourceSpec.parse("shapes:max3").generator_options() == {"max_shapes": 3}
 
@@ -91,6 +96,11 @@ def test_a_gui_example_points_inside_its_target_in_molmo2_and_molmo1_formats():
         assert x0 <= point.x <= x1 and y0 <= point.y <= y1
         assert info["target"]["phrase"].removeprefix("the ") in example.prompt
     assert example.answer.startswith("<point x=")
+
+
+def test_phone_only_gui_examples_are_portrait_screens():
+    shapes = {synthetic_gui_example(1_000_000 + i, phone_only=True).image.shape[:2] for i in range(12)}
+    assert shapes == {(h, w) for w, h in GUI_SCREEN_SIZES if h > w}
 
 
 def test_a_shapes_example_points_at_the_named_colour_in_both_formats():

@@ -84,6 +84,10 @@ class TinyMolmo2Spec:
     patch_size: int = 14
     max_crops: int = 4
     overlap_margins: tuple[int, int] = (2, 2)
+    pooling_size: tuple[int, int] = (2, 2)
+    """Patches pooled into one language-model token (rows, columns). The released models pool 2x2; a tiny
+    model with (1, 1) sees every 14-px patch as its own token, so finding the right token already places a
+    point within a patch instead of within a 2x2 block."""
     max_position_embeddings: int = 8192
     seed: int = 0
     vision_init_range: float | None = None
@@ -134,12 +138,14 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
     ),
     "pointer": replace(_SMALL, crop_size=140, max_crops=2, sincos_positions=True),
     "pointer-224": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True),
+    "pointer-fine": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True, pooling_size=(1, 1)),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
 (a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
 at 140x224 without squashing its icons: small enough to train on a CPU, sharp enough to tell shapes apart);
 ``pointer-224`` the same network on 224-px crops, where a phone icon spans 2-3 ViT patches instead of one
-(see docs/training/README.md: at 140 px the tens digit of a coordinate stays at chance)."""
+(see docs/training/README.md: at 140 px the tens digit of a coordinate stays at chance); ``pointer-fine``
+that view without 2x2 pooling, one language-model token per patch (~4x the image tokens)."""
 
 
 def _build_tokenizer():
@@ -231,7 +237,7 @@ def _build_processor(spec: TinyMolmo2Spec, tokenizer):
         patch_size=spec.patch_size,
         max_crops=spec.max_crops,
         overlap_margins=list(spec.overlap_margins),
-        pooling_size=[2, 2],
+        pooling_size=list(spec.pooling_size),
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )

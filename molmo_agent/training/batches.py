@@ -38,8 +38,9 @@ class SourceSpec:
 
     Names and arguments:
 
-    - ``synthetic_gui[:TASK[,dN][,fill]]``: TASK is click (default), icon, multi or any; ``dN`` fixes the
-      difficulty (0-2, else random per screen); ``fill`` makes the app fill the canvas (no small windows).
+    - ``synthetic_gui[:TASK[,dN][,fill][,phone]]``: TASK is click (default), icon, multi or any; ``dN``
+      fixes the difficulty (0-2, else random per screen); ``fill`` makes the app fill the canvas (no small
+      windows); ``phone`` keeps to the portrait phone screens of ``GUI_SCREEN_SIZES``.
     - ``tabletop[:maxN]``: scenes of 1 to N objects (default 5).
     - ``shapes[:maxN]``: plain canvases of 1 to N SyntheticGui icons (default 4): pointing without clutter.
     - ``pixmo:FILE.jsonl``: a PixMo-Points-style JSONL (see ``examples.pixmo_points_examples``).
@@ -92,8 +93,10 @@ class SourceSpec:
                 options["difficulty"] = int(part[1])
             elif part == "fill":
                 options["random_size"] = False
+            elif part == "phone":
+                options["phone_only"] = True
             else:
-                raise DataError(f"unknown synthetic_gui option {part!r}: use dN (0-2) or fill")
+                raise DataError(f"unknown synthetic_gui option {part!r}: use dN (0-2), fill or phone")
         return options
 
 

@@ -31,6 +31,7 @@ TRAIN_SEED_BASE = 1_000_000
 
 GUI_SCREEN_SIZES = ((540, 960), (360, 640), (412, 915), (800, 600), (1280, 720), (1024, 768))
 """Canvas sizes SyntheticGui training draws from (phones and desktops), so no one aspect ratio is learnt."""
+PHONE_SCREEN_SIZES = tuple(size for size in GUI_SCREEN_SIZES if size[1] > size[0])
 TABLETOP_IMAGE_SIZES = ((320, 240), (424, 240), (320, 320))
 
 
@@ -70,12 +71,15 @@ def synthetic_gui_example(
     task: str = "click",
     difficulty: int | None = None,
     random_size: bool = True,
+    phone_only: bool = False,
 ) -> Example:
     """A SyntheticGui screen and the pointing turn for its next step (``task``: click, icon, multi, any;
-    ``difficulty`` 0-2 or None for random; ``random_size`` False makes the app fill the canvas)."""
+    ``difficulty`` 0-2 or None for random; ``random_size`` False makes the app fill the canvas;
+    ``phone_only`` draws only the portrait phone sizes)."""
     from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
-    size = GUI_SCREEN_SIZES[seed % len(GUI_SCREEN_SIZES)]
+    sizes = PHONE_SCREEN_SIZES if phone_only else GUI_SCREEN_SIZES
+    size = sizes[seed % len(sizes)]
     key = ("gui", size, task, difficulty, random_size)
     env = _cached_env(
         key,

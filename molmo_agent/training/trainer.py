@@ -343,6 +343,9 @@ def finetune(config: FinetuneConfig) -> Path:
     started = time.monotonic()
     device = choose_device(config.device)
     bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
+    if device.type == "cuda" and not bf16:
+        torch.backends.cuda.matmul.allow_tf32 = True  # float32 weights and sums, tensor-core products
+        torch.backends.cudnn.allow_tf32 = True
     config.out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(config.out_dir)
     source = str(resume_from) if resume_from and config.lora_rank == 0 else _starting_checkpoint(config)
