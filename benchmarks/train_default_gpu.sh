@@ -21,7 +21,7 @@ if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-MIX=${MIX:-"shapes:max2=0.3 tabletop:max1=0.1 shapes:max6=0.15 synthetic_gui:icon,d0,fill=0.25 synthetic_gui:icon=0.1 tabletop=0.1"}
+MIX=${MIX:-"shapes:max1=0.15 shapes:max4=0.15 synthetic_gui:icon,d0,fill,phone=0.3 synthetic_gui:icon,phone=0.1 synthetic_gui:icon=0.05 tabletop:max1=0.05 tabletop=0.2"}
 mix=(); for source in $MIX; do mix+=(--data "$source"); done
 if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer}"); fi
 python3 -m molmo_agent.cli -v finetune "${start[@]}" --out "$RUN" \

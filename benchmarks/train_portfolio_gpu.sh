@@ -13,9 +13,9 @@ set -uo pipefail
 OUT=${OUT:-/tmp/molmo-portfolio-out}
 MINUTES=${MINUTES:-8}
 WORKERS=${WORKERS:-4}
-CANDIDATES=${CANDIDATES:-"fine PRESET=pointer-fine LR=7e-4
-fine-hot PRESET=pointer-fine LR=1.2e-3
-pooled PRESET=pointer-224 LR=7e-4"}
+CANDIDATES=${CANDIDATES:-"fine PRESET=pointer-fine LR=7e-4 REUSE=4 EVAL_EVERY=100000 EVAL_SEEDS=32
+fine-hot PRESET=pointer-fine LR=1.2e-3 REUSE=4 EVAL_EVERY=100000 EVAL_SEEDS=32
+pooled PRESET=pointer-224 LR=1e-3 REUSE=4 EVAL_EVERY=100000 EVAL_SEEDS=32"}
 mkdir -p "$OUT"
 if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
