@@ -130,6 +130,22 @@ def test_periodic_evaluation_runs_the_agent_path_on_held_out_seeds(tiny_dir, tmp
     assert 0.0 <= evaluated[-1]["eval"]["synthetic_gui"] <= 1.0
 
 
+def test_the_learning_curve_adds_a_digit_panel_when_the_history_has_digit_losses(tmp_path):
+    from PIL import Image
+
+    from molmo_agent.training.curve import plot_history
+
+    plain = [{"step": s, "loss": 1.0 / s} for s in range(10, 200, 10)]
+    with_digits = [h | {"digits": {"hundreds": 2.3 - h["step"] / 100, "tens": 2.3}} for h in plain]
+    sizes = {}
+    for name, history in (("plain", plain), ("digits", with_digits)):
+        sizes[name] = Image.open(plot_history(history, tmp_path / f"{name}.png")).size
+    assert sizes["digits"][1] > sizes["plain"][1]
+    orange = Image.open(tmp_path / "digits.png").convert("RGB").getcolors(1 << 20)
+    assert any(colour == (230, 120, 20) for _, colour in orange)  # the hundreds line is drawn
+    assert plot_history([], tmp_path / "empty.png") is None
+
+
 def test_learning_rate_warms_up_holds_and_decays():
     config = FinetuneConfig(model="x", out_dir="/tmp/x", steps=1000, warmup_steps=100, decay_fraction=0.25)
     assert learning_rate(config, 0) == pytest.approx(1e-5)

@@ -1,4 +1,5 @@
-"""The learning curve as a PNG (PIL only): training loss and held-out success against steps."""
+"""The learning curve as a PNG (PIL only): training loss and held-out success against steps, and below
+them the loss of the coordinate digits by place (the numbers that say whether pointing is being learnt)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 _COLOURS = ((220, 50, 47), (40, 100, 220), (60, 170, 70), (130, 70, 190))
+_DIGIT_COLOURS = {"hundreds": (230, 120, 20), "tens": (130, 70, 190)}
+_DIGIT_PANEL = 200
+_DIGIT_TOP_NATS = 3.0
+_CHANCE_NATS = 2.302585  # ln 10: a digit guessed uniformly
 
 
 def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 420)) -> Path | None:
@@ -15,11 +20,12 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
 
     losses = [(h["step"], h["loss"]) for h in history if h.get("loss")]
     evals = [(h["step"], h["eval"]) for h in history if h.get("eval")]
+    digits = [(h["step"], h["digits"]) for h in history if h.get("digits")]
     if not losses and not evals:
         return None
     width, height = size
     left, right, top, bottom = 70, width - 70, 40, height - 50
-    image = Image.new("RGB", size, "white")
+    image = Image.new("RGB", (width, height + (_DIGIT_PANEL if digits else 0)), "white")
     draw = ImageDraw.Draw(image)
     last_step = max([s for s, _ in losses] + [s for s, _ in evals] + [1])
 
@@ -54,6 +60,32 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
         for x, y in points:
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
         draw.text((right - 150, top + 8 + 14 * names.index(name)), f"{name} success", fill=colour)
+    if digits:
+        _digit_panel(draw, digits, x_of, (left, right, height + 10, height + _DIGIT_PANEL - 20))
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of, box: tuple) -> None:
+    """Hundreds and tens digit losses (running mean of 10 records) against the ln 10 chance line."""
+    left, right, top, bottom = box
+
+    def y_of(nats: float) -> float:
+        return bottom - (bottom - top) * min(nats, _DIGIT_TOP_NATS) / _DIGIT_TOP_NATS
+
+    draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
+    draw.line([(left, y_of(_CHANCE_NATS)), (right, y_of(_CHANCE_NATS))], fill=(170, 170, 170), width=1)
+    draw.text((right + 8, y_of(_CHANCE_NATS) - 6), "chance", fill=(120, 120, 120))
+    for nats in (0.0, 1.0, 2.0, 3.0):
+        draw.text((left - 30, y_of(nats) - 6), f"{nats:.0f}", fill=(0, 0, 0))
+    draw.text((left, top - 14 if top > 14 else top), "coordinate digit loss (nats)", fill=(0, 0, 0))
+    for index, (place, colour) in enumerate(_DIGIT_COLOURS.items()):
+        series = [(step, d[place]) for step, d in digits if place in d]
+        smoothed = [
+            (step, sum(v for _, v in series[max(i - 9, 0) : i + 1]) / len(series[max(i - 9, 0) : i + 1]))
+            for i, (step, _) in enumerate(series)
+        ]
+        if len(smoothed) > 1:
+            draw.line([(x_of(step), y_of(v)) for step, v in smoothed], fill=colour, width=2)
+        draw.text((right - 150, top + 8 + 14 * index), f"{place} place", fill=colour)
