@@ -465,7 +465,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument(
         "--preset",
         default="tiny",
-        choices=["tiny", "small", "medium", "pointer", "pointer-224", "pointer-fine"],
+        choices=["tiny", "small", "medium", "pointer", "pointer-224", "pointer-fine", "pointer-words"],
     )
     tiny.add_argument("--seed", type=int, default=0)
     return parser

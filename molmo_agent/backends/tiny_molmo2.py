@@ -5,9 +5,11 @@ Why: Hub weights cannot be downloaded here, yet every test and benchmark must ru
 complete checkpoint folder (config, safetensors weights, tokenizer, image processor, chat template) of any
 small size, which then loads exactly like ``allenai/Molmo2-8B``.
 
-The tokenizer is byte-level with no merges: one token per byte, so every digit of a coordinate is its own
-token and any text (including non-ASCII) round-trips. Image special tokens live in Molmo2's "additional
-vocabulary" (ids >= ``vocab_size``), which the output head cannot produce, as in the released models.
+The default tokenizer is byte-level with no merges: one token per byte, so every digit of a coordinate is
+its own token and any text (including non-ASCII) round-trips. ``tokenizer="words"`` learns a small byte-level
+BPE from the training sources' texts instead (whole words, still one token per digit). Image special
+tokens live in Molmo2's "additional vocabulary" (ids >= ``vocab_size``), which the output head cannot
+produce, as in the released models.
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ class TinyMolmo2Spec:
     max_position_embeddings: int = 8192
     seed: int = 0
     vision_init_range: float | None = None
+    tokenizer: str = "bytes"
+    """``bytes``: one token per byte (no merges). ``words``: a byte-level BPE learnt from the training
+    sources' prompts and answers (``training.examples.supervision_texts``), so colour, shape and format
+    words are single tokens, while every digit stays a token of its own."""
+    word_vocab_size: int = 600
     sincos_positions: bool = False
     """Start the ViT's position embeddings as a 2-D sine-cosine grid (training from scratch learns where
     things are much sooner than from random embeddings)."""
@@ -104,6 +111,8 @@ class TinyMolmo2Spec:
             raise ValueError(
                 f"crop of {patches} patches leaves no window with overlap margins {self.overlap_margins}"
             )
+        if self.tokenizer not in ("bytes", "words"):
+            raise ValueError(f"tokenizer must be 'bytes' or 'words', got {self.tokenizer!r}")
         for width, heads in ((self.vit_width, self.vit_heads), (self.text_width, self.text_heads)):
             if width % heads:
                 raise ValueError(f"width {width} is not divisible by {heads} heads")
@@ -139,18 +148,19 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
     "pointer": replace(_SMALL, crop_size=140, max_crops=2, sincos_positions=True),
     "pointer-224": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True),
     "pointer-fine": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True, pooling_size=(1, 1)),
+    "pointer-words": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True, tokenizer="words"),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
 (a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
 at 140x224 without squashing its icons: small enough to train on a CPU, sharp enough to tell shapes apart);
 ``pointer-224`` the same network on 224-px crops, where a phone icon spans 2-3 ViT patches instead of one
 (see docs/training/README.md: at 140 px the tens digit of a coordinate stays at chance); ``pointer-fine``
-that view without 2x2 pooling, one language-model token per patch (~4x the image tokens)."""
+that view without 2x2 pooling, one language-model token per patch (~4x the image tokens); ``pointer-words``
+the ``pointer-224`` network with the learnt word vocabulary (a prompt is ~7 tokens instead of ~31)."""
 
 
-def _build_tokenizer():
+def _byte_backend():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {token: index for index, token in enumerate(sorted(byte_alphabet))}
@@ -159,6 +169,40 @@ def _build_tokenizer():
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
+    return backend
+
+
+def _word_backend(vocab_size: int):
+    """Byte-level BPE trained on the supervision texts. Digits are split off one by one before the merges
+    are learnt or applied, so no merge can join them: coordinates stay one token per digit."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from ..training.examples import supervision_texts
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(CHAT_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(supervision_texts(), trainer)
+    return backend
+
+
+def _build_tokenizer(spec: TinyMolmo2Spec | None = None):
+    from transformers import PreTrainedTokenizerFast
+
+    spec = spec or TinyMolmo2Spec()
+    backend = _word_backend(spec.word_vocab_size) if spec.tokenizer == "words" else _byte_backend()
+    vocab = backend.get_vocab()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token="<|endoftext|>",
@@ -268,7 +312,7 @@ def build_tiny_molmo2(out_dir: str | Path, spec: TinyMolmo2Spec | None = None) -
     spec = spec or TinyMolmo2Spec()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer, vocab_size = _build_tokenizer()
+    tokenizer, vocab_size = _build_tokenizer(spec)
     config = _build_config(spec, tokenizer, vocab_size)
     torch.manual_seed(spec.seed)
     model = Molmo2ForConditionalGeneration(config).eval()

@@ -152,6 +152,35 @@ def tabletop_example(seed: int, family: str = "molmo2", max_objects: int = 5) ->
 _ENVS: dict[tuple, object] = {}
 
 
+def supervision_texts(count: int = 200) -> list[str]:
+    """Prompts and answers of the generated sources (seeds 0 .. count - 1 of each, both model families,
+    pointing and action turns): the text a tokenizer for models trained on this data should know.
+
+    Why: a byte-level tokenizer spells "yellow" as six tokens, so a tiny model must first assemble the
+    word before it can look for the object; a vocabulary learnt from these texts makes every colour, shape
+    and format word one token (digits stay one token each: see ``tiny_molmo2``).
+    """
+    from molmo_envs.synthetic_gui import SyntheticGuiEnv
+
+    texts: list[str] = []
+    for family in ("molmo2", "molmo1"):
+        for seed in range(count):
+            for example in (
+                synthetic_gui_example(seed, family, task=("click", "icon", "multi")[seed % 3]),
+                shapes_example(seed, family),
+            ):
+                texts += [example.prompt, example.answer]
+        for seed in range(count // 4):
+            example = tabletop_example(seed, family)
+            texts += [example.prompt, example.answer]
+    env = SyntheticGuiEnv(task="multi")
+    for seed in range(count):
+        env.reset(seed=seed)
+        labels = env.supervision("molmo2")
+        texts += [labels["act_prompt"], labels["action_answer"]]
+    return texts
+
+
 def _cached_env(key: tuple, make: Callable[[], object]):
     """One env per configuration per process: data workers reset the same env for every seed."""
     if key not in _ENVS:
