@@ -7,8 +7,9 @@
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
 # this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
-# the larger view, pointer-fine for one token per patch, pointer-words for the learnt word vocabulary), MIX (space-separated --data sources), DEVICE,
-# EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed packages).
+# the larger view, pointer-fine for one token per patch, pointer-words for the learnt word vocabulary),
+# MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
+# packages).
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}

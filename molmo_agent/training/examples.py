@@ -153,7 +153,7 @@ _ENVS: dict[tuple, object] = {}
 
 
 def supervision_texts(count: int = 200) -> list[str]:
-    """Prompts and answers of the generated sources (seeds 0 .. count - 1 of each, both model families,
+    """Prompts and answers of the generated sources (``count`` training seeds of each, both model families,
     pointing and action turns): the text a tokenizer for models trained on this data should know.
 
     Why: a byte-level tokenizer spells "yellow" as six tokens, so a tiny model must first assemble the
@@ -163,18 +163,19 @@ def supervision_texts(count: int = 200) -> list[str]:
     from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
     texts: list[str] = []
+    seeds = range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + count)  # never the held-out evaluation seeds
     for family in ("molmo2", "molmo1"):
-        for seed in range(count):
+        for seed in seeds:
             for example in (
                 synthetic_gui_example(seed, family, task=("click", "icon", "multi")[seed % 3]),
                 shapes_example(seed, family),
             ):
                 texts += [example.prompt, example.answer]
-        for seed in range(count // 4):
+        for seed in seeds[: count // 4]:
             example = tabletop_example(seed, family)
             texts += [example.prompt, example.answer]
     env = SyntheticGuiEnv(task="multi")
-    for seed in range(count):
+    for seed in seeds:
         env.reset(seed=seed)
         labels = env.supervision("molmo2")
         texts += [labels["act_prompt"], labels["action_answer"]]
