@@ -167,7 +167,7 @@ class TurnCollator:
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         texts = [self.prompt_text(e) + e.answer + self.end_of_turn for e in examples]
-        # uint8 CHW tensors: the processor's own input layout, ~20% faster than PIL images, same pixels
+        # uint8 CHW tensors: the processor's own input layout, ~13% faster than PIL images, same pixels
         images = [
             torch.from_numpy(np.ascontiguousarray(e.image)).permute(2, 0, 1).contiguous() for e in examples
         ]

@@ -79,7 +79,7 @@ def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of
     draw.text((right + 8, y_of(_CHANCE_NATS) - 6), "chance", fill=(120, 120, 120))
     for nats in (0.0, 1.0, 2.0, 3.0):
         draw.text((left - 30, y_of(nats) - 6), f"{nats:.0f}", fill=(0, 0, 0))
-    draw.text((left, top - 14 if top > 14 else top), "coordinate digit loss (nats)", fill=(0, 0, 0))
+    draw.text((left, top - 14), "coordinate digit loss (nats)", fill=(0, 0, 0))
     for index, (place, colour) in enumerate(_DIGIT_COLOURS.items()):
         series = [(step, d[place]) for step, d in digits if place in d]
         smoothed = [
