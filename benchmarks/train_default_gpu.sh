@@ -8,8 +8,11 @@
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
 # this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
 # the larger view, pointer-fine for one token per patch, pointer-words for the learnt word vocabulary),
+# VISION_LR_SCALE (1; lr multiplier for the ViT and adapter, see docs/training/README.md), WD (weight decay, 0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
-# packages).
+# packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
+# "shapes:max1,x3=0.5 shapes:max3,x2=0.5": large shapes, so a fresh model finds where things are sooner);
+# the main stage (MIX, MINUTES) then continues from its final checkpoint.
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}
@@ -25,14 +28,29 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 MIX=${MIX:-"shapes:max1=0.15 shapes:max4=0.15 synthetic_gui:icon,d0,fill,phone=0.3 synthetic_gui:icon,phone=0.1 synthetic_gui:icon=0.05 tabletop:max1=0.05 tabletop=0.2"}
 mix=(); for source in $MIX; do mix+=(--data "$source"); done
 if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer}"); fi
-python3 -m molmo_agent.cli -v finetune "${start[@]}" --out "$RUN" \
-  "${mix[@]}" \
-  --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
-  --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
-  --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$MINUTES" --no-progress 2>&1 \
-  | grep --line-buffered -v "Writing model shards\|Loading weights" | tee "$OUT/train.log"
-status=${PIPESTATUS[0]}
+train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
+  local args=(); while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
+  local out=$1 minutes=$2; shift 2
+  python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
+    --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
+    --vision-lr-scale "${VISION_LR_SCALE:-1}" --weight-decay "${WD:-0}" \
+    --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
+    --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \
+    | grep --line-buffered -v "Writing model shards\|Loading weights" | tee -a "$OUT/train.log"
+  return "${PIPESTATUS[0]}"
+}
+: > "$OUT/train.log"
+if [ -n "${STAGE1_MIX:-}" ]; then
+  stage1=(); for source in $STAGE1_MIX; do stage1+=(--data "$source"); done
+  echo "stage 1 (${STAGE1_MINUTES:-2} min): $STAGE1_MIX" | tee -a "$OUT/train.log"
+  train "${start[@]}" -- "$RUN/stage1" "${STAGE1_MINUTES:-2}" "${stage1[@]}" || exit 1
+  cp "$RUN/stage1/history.jsonl" "$OUT/stage1_history.jsonl"; cp "$OUT/stage1_history.jsonl" "$RUN/"
+  start=(--model "$RUN/stage1/final")
+  echo "main stage ($MINUTES min): $MIX" | tee -a "$OUT/train.log"
+fi
+train "${start[@]}" -- "$RUN" "$MINUTES" "${mix[@]}"
+status=$?
 cp "$RUN/history.jsonl" "$OUT/" 2>/dev/null
-tar -czf "$OUT/default_model.tar.gz" -C "$RUN" final history.jsonl learning_curve.png config.json 2>/dev/null
+tar -czf "$OUT/default_model.tar.gz" -C "$RUN" final history.jsonl stage1_history.jsonl learning_curve.png config.json 2>/dev/null
 ls -la "$OUT"
 exit $status

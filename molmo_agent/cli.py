@@ -285,6 +285,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup,
         decay_fraction=args.decay_fraction,
         weight_decay=args.weight_decay,
+        vision_lr_scale=args.vision_lr_scale,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -437,6 +438,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--decay-fraction", type=float, default=1.0, help="share of the run the lr decays over (1: cosine)"
     )
     ft.add_argument("--weight-decay", type=float, default=0.0)
+    ft.add_argument(
+        "--vision-lr-scale",
+        type=float,
+        default=1.0,
+        help="lr multiplier for the ViT and image adapter (e.g. 0.1 when training a tiny model from scratch)",
+    )
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")
     ft.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA too (no bf16 autocast)")

@@ -52,6 +52,11 @@ def test_a_short_run_reduces_the_answer_loss(short_run):
     assert losses[-1] < 0.7 * losses[0], losses  # 30 steps: the format is being learnt
 
 
+def test_history_logs_the_size_of_the_image_features(short_run):
+    rows = [h for h in _history(short_run[0].out_dir) if "loss" in h]
+    assert rows and all(h["image_rms"] > 0 for h in rows)
+
+
 def test_history_splits_the_coordinate_loss_by_digit_place(short_run):
     config, _ = short_run
     records = [r for r in _history(config.out_dir) if "loss" in r]
@@ -121,6 +126,21 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tiny_dir, tmp_path):
     assert set(merged) == set(before)  # merged: the plain Molmo2 layout, no lora_ names
     assert any(not torch.equal(before[name], merged[name]) for name in before)
     ma.load_model(str(final))
+
+
+def test_vision_lr_scale_slows_only_the_image_pathway(tiny_dir, tmp_path):
+    """The ViT and adapter train at ``lr * vision_lr_scale``; the language model at ``lr``."""
+    final = finetune(_config(tiny_dir, tmp_path, steps=3, save_every=3, vision_lr_scale=1e-6))
+    before, after = _weights(tiny_dir), _weights(final)
+
+    def moved(part: str, inside: bool) -> float:
+        return max(
+            float((after[k].float() - before[k].float()).abs().max()) for k in before if (part in k) == inside
+        )
+
+    assert moved("vision_backbone", inside=True) < 1e-6 < 1e-4 < moved("vision_backbone", inside=False)
+    with pytest.raises(FinetuneError, match="vision_lr_scale"):
+        _config(tiny_dir, tmp_path, vision_lr_scale=0)
 
 
 def test_periodic_evaluation_runs_the_agent_path_on_held_out_seeds(tiny_dir, tmp_path):

@@ -63,6 +63,8 @@ def test_source_spec_options_reach_the_generators():
     }
     assert SourceSpec.parse("tabletop:max1").generator_options() == {"max_objects": 1}
     assert SourceSpec.parse("shapes:max3").generator_options() == {"max_shapes": 3}
+    assert SourceSpec.parse("shapes:max1,x3").generator_options() == {"max_shapes": 1, "scale": 3.0}
+    assert SourceSpec.parse("shapes:x2.5").generator_options() == {"scale": 2.5}
 
 
 @pytest.mark.parametrize(
@@ -76,11 +78,26 @@ def test_source_spec_options_reach_the_generators():
         ("synthetic_gui:icon,d7", "unknown synthetic_gui option"),
         ("tabletop:3", "maxN"),
         ("shapes:six", "shapes takes maxN"),
+        ("shapes:max1,x9", "xS"),
+        ("tabletop:max2,x2", "tabletop takes maxN"),
     ],
 )
 def test_bad_source_specs_say_what_is_wrong(text, message):
     with pytest.raises(DataError, match=message):
         SourceSpec.parse(text)
+
+
+def test_scaled_shapes_are_larger_and_still_pointed_at_their_centre():
+    """``scale`` grows the drawn shape; the answer still names the colour found at the point."""
+    for seed in range(1_000_200, 1_000_206):
+        plain, big = shapes_example(seed, max_shapes=1), shapes_example(seed, max_shapes=1, scale=3)
+        background = tuple(big.image[0, 0])
+        covered = [int((e.image != np.array(background)).any(axis=2).sum()) for e in (plain, big)]
+        assert covered[1] > 4 * covered[0]
+        (point,) = ma.parse_points(big.answer, image_sizes=[big.image.shape[1::-1]])
+        assert tuple(big.image[int(point.y), int(point.x)]) != background
+    with pytest.raises(ValueError, match="must be between"):
+        shapes_example(1_000_200, scale=10)
 
 
 def test_a_gui_example_points_inside_its_target_in_molmo2_and_molmo1_formats():

@@ -42,7 +42,8 @@ class SourceSpec:
       fixes the difficulty (0-2, else random per screen); ``fill`` makes the app fill the canvas (no small
       windows); ``phone`` keeps to the portrait phone screens of ``GUI_SCREEN_SIZES``.
     - ``tabletop[:maxN]``: scenes of 1 to N objects (default 5).
-    - ``shapes[:maxN]``: plain canvases of 1 to N SyntheticGui icons (default 4): pointing without clutter.
+    - ``shapes[:maxN][,xS]``: plain canvases of 1 to N SyntheticGui icons (default 4): pointing without
+      clutter; ``xS`` draws them S times their usual size (e.g. ``shapes:max1,x3`` for a coarse first stage).
     - ``pixmo:FILE.jsonl``: a PixMo-Points-style JSONL (see ``examples.pixmo_points_examples``).
     - ``android_control:DIR``: the ``train`` split of AndroidControl shards in DIR.
     """
@@ -75,11 +76,7 @@ class SourceSpec:
     def generator_options(self) -> dict:
         """Keyword arguments for the generated sources, read from the argument."""
         if self.name in _COUNTED:
-            if not self.argument:
-                return {}
-            if not (self.argument.startswith("max") and self.argument[3:].isdigit()):
-                raise DataError(f"{self.name} takes maxN (e.g. {self.name}:max2), got {self.argument!r}")
-            return {_COUNTED[self.name]: int(self.argument[3:])}
+            return self._counted_options()
         if self.name != "synthetic_gui":
             return {}
         parts = [p.strip() for p in (self.argument or "click").split(",")]
@@ -98,6 +95,27 @@ class SourceSpec:
             else:
                 raise DataError(f"unknown synthetic_gui option {part!r}: use dN (0-2), fill or phone")
         return options
+
+
+    def _counted_options(self) -> dict:
+        """``maxN`` for tabletop and shapes, plus ``xS`` (size scale) for shapes."""
+        options: dict = {}
+        for part in [p.strip() for p in (self.argument or "").split(",") if p.strip()]:
+            if part.startswith("max") and part[3:].isdigit():
+                options[_COUNTED[self.name]] = int(part[3:])
+            elif self.name == "shapes" and part.startswith("x") and _is_scale(part[1:]):
+                options["scale"] = float(part[1:])
+            else:
+                wanted = "maxN and/or xS (e.g. shapes:max1,x3)" if self.name == "shapes" else "maxN"
+                raise DataError(f"{self.name} takes {wanted} (e.g. {self.name}:max2), got {self.argument!r}")
+        return options
+
+
+def _is_scale(text: str) -> bool:
+    try:
+        return 0.25 <= float(text) <= 4
+    except ValueError:
+        return False
 
 
 _SOURCE_NAMES = ("synthetic_gui", "tabletop", "shapes", "pixmo", "android_control")

@@ -90,14 +90,18 @@ def synthetic_gui_example(
     return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
 
 
-def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4) -> Example:
+def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4, scale: float = 1.0) -> Example:
     """A plain canvas of 1 to ``max_shapes`` icons (distinct colour and shape pairs, drawn exactly as
-    SyntheticGui draws its icons, at its icon sizes) and the pointing turn for one of them.
+    SyntheticGui draws its icons, at its icon sizes times ``scale``) and the pointing turn for one of them.
 
     Why it exists: a model trained from scratch first has to learn *where* things are, and it learns that
     far sooner from uncluttered scenes (one or two shapes) than from whole app screens; mixed in later, the
     many-shape canvases teach telling icons apart by colour and shape without the layout's regularities.
+    ``scale`` > 1 draws larger shapes, which cover more of the image tokens a fresh model attends to
+    evenly: a stronger signal for the first, coarse stage of a curriculum.
     """
+    if not 0.25 <= scale <= 4:
+        raise ValueError(f"shape scale must be between 0.25 and 4, got {scale}")
     from molmo_envs.gui_render import draw_shape
     from molmo_envs.gui_scenes import COLORS, SHAPES
 
@@ -108,7 +112,7 @@ def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4) -> Ex
     image = np.empty((height, width, 3), np.uint8)
     image[:] = (shade, shade, min(255, shade + int(rng.integers(0, 10))))
     unit = rng.uniform(0.08, 0.12) * min(width, height * 0.75)
-    size = max(int(unit * rng.uniform(0.9, 1.25)), 12)
+    size = min(max(int(unit * rng.uniform(0.9, 1.25) * scale), 12), min(width, height) - 2)
     count = int(rng.integers(1, max(max_shapes, 1) + 1))
     pairs = [(c, s) for c in COLORS for s in SHAPES]
     chosen = [pairs[int(i)] for i in rng.permutation(len(pairs))[:count]]

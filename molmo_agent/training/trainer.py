@@ -60,6 +60,11 @@ class FinetuneConfig:
     cosine; ~0.2 is warm-up/stable/decay, which keeps the lr high through the plateau that pointing goes
     through before it learns where things are."""
     weight_decay: float = 0.0
+    vision_lr_scale: float = 1.0
+    """Multiplier on the lr of the vision tower and the image adapter. Why: trained from scratch at the
+    language model's lr, the adapter's output (a gated, i.e. quadratic, MLP) grows by orders of magnitude
+    within a few hundred steps, and the image pathway stops learning (see docs/training/README.md);
+    Molmo's own recipes likewise give the ViT and the connector their own lrs."""
     max_grad_norm: float = 1.0
     lora_rank: int = 0
     """0: full fine-tuning; > 0: LoRA of this rank on every linear layer (needs peft)."""
@@ -93,6 +98,8 @@ class FinetuneConfig:
             raise FinetuneError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise FinetuneError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
+        if self.vision_lr_scale <= 0:
+            raise FinetuneError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if self.lora_rank < 0:
             raise FinetuneError(f"lora_rank must be >= 0, got {self.lora_rank}")
         for spec in self.data:
@@ -100,6 +107,45 @@ class FinetuneConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+class ImageFeatureMeter:
+    """RMS of the image adapter's output in the latest forward pass, logged as ``image_rms``.
+
+    Why: the language model normalises each token, so nothing in the loss stops the image features from
+    growing; when they grow by orders of magnitude the image pathway stops learning and the gradient norm
+    spikes. This number shows that happening in the history, long before the accuracy says so.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.value: float | None = None
+        adapters = [m for name, m in model.named_modules() if name.endswith("multi_modal_projector")]
+        if adapters:
+            adapters[0].register_forward_hook(self._record)
+
+    def _record(self, module, inputs, output) -> None:
+        hidden = getattr(output, "last_hidden_state", output)
+        if isinstance(hidden, torch.Tensor) and hidden.numel():
+            self.value = float(hidden.detach().float().pow(2).mean().sqrt())
+
+    def field(self) -> dict[str, float]:
+        return {} if self.value is None else {"image_rms": round(self.value, 3)}
+
+
+VISION_MODULES = ("vision_tower", "multi_modal_projector")
+"""Name parts of the image pathway's parameters in transformers' Molmo2 (the ViT and the adapter)."""
+
+
+def _parameter_groups(model: torch.nn.Module, vision_lr_scale: float) -> list[dict[str, Any]]:
+    """Trainable parameters split into the image pathway and the rest, each with its lr multiplier."""
+    vision, other = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (vision if any(part in name for part in VISION_MODULES) else other).append(parameter)
+    groups = [{"params": other, "lr_scale": 1.0}]
+    if vision:
+        groups.append({"params": vision, "lr_scale": vision_lr_scale})
+    return groups
 
 
 def learning_rate(config: FinetuneConfig, step: int, elapsed_s: float = 0.0) -> float:
@@ -355,7 +401,7 @@ def finetune(config: FinetuneConfig) -> Path:
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        parameters,
+        _parameter_groups(model, config.vision_lr_scale),
         lr=config.lr,
         betas=(0.9, 0.95),
         weight_decay=config.weight_decay,
@@ -374,6 +420,7 @@ def finetune(config: FinetuneConfig) -> Path:
         seed=config.seed + step,
     )
     pixel_stats = processor.image_processor.image_mean, processor.image_processor.image_std
+    image_meter = ImageFeatureMeter(model)
     bar = _progress_bar(config, step)
     last_eval: dict[str, Any] = {}
     skipped = 0
@@ -382,7 +429,7 @@ def finetune(config: FinetuneConfig) -> Path:
         while step < config.steps:
             current_lr = learning_rate(config, step, time.monotonic() - started)
             for group in optimizer.param_groups:
-                group["lr"] = current_lr
+                group["lr"] = current_lr * group["lr_scale"]
             total = 0.0
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
@@ -416,6 +463,7 @@ def finetune(config: FinetuneConfig) -> Path:
                     **_digits_field(token_losses, answer_labels, processor.tokenizer),
                     "lr": current_lr,
                     "grad_norm": round(grad_norm, 4),
+                    **image_meter.field(),
                     "elapsed_s": round(time.monotonic() - started, 1),
                 }
                 window = []
