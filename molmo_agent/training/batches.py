@@ -96,7 +96,6 @@ class SourceSpec:
                 raise DataError(f"unknown synthetic_gui option {part!r}: use dN (0-2), fill or phone")
         return options
 
-
     def _counted_options(self) -> dict:
         """``maxN`` for tabletop and shapes, plus ``xS`` (size scale) for shapes."""
         options: dict = {}
