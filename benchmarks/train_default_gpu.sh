@@ -8,7 +8,8 @@
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
 # this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
 # the larger view, pointer-fine for one token per patch, pointer-words for the learnt word vocabulary),
-# VISION_LR_SCALE (1; lr multiplier for the ViT and adapter, see docs/training/README.md), WD (weight decay, 0),
+# VISION_LR_SCALE (0.1: the ViT and adapter at a tenth of the lr, which keeps the image features from
+# blowing up; see docs/training/README.md), WD (weight decay, 0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
 # packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
 # "shapes:max1,x3=0.5 shapes:max3,x2=0.5": large shapes, so a fresh model finds where things are sooner);
@@ -33,7 +34,7 @@ train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   local out=$1 minutes=$2; shift 2
   python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
     --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
-    --vision-lr-scale "${VISION_LR_SCALE:-1}" --weight-decay "${WD:-0}" \
+    --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --weight-decay "${WD:-0}" \
     --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
     --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \
     | grep --line-buffered -v "Writing model shards\|Loading weights" | tee -a "$OUT/train.log"

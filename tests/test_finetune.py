@@ -139,6 +139,10 @@ def test_vision_lr_scale_slows_only_the_image_pathway(tiny_dir, tmp_path):
         )
 
     assert moved("vision_backbone", inside=True) < 1e-6 < 1e-4 < moved("vision_backbone", inside=False)
+    # a resumed run uses its own scale, not the one saved with the optimizer state
+    final = finetune(_config(tiny_dir, tmp_path, steps=6, save_every=3, vision_lr_scale=1.0))
+    before, after = after, _weights(final)
+    assert moved("vision_backbone", inside=True) > 1e-4
     with pytest.raises(FinetuneError, match="vision_lr_scale"):
         _config(tiny_dir, tmp_path, vision_lr_scale=0)
 

@@ -407,6 +407,7 @@ def finetune(config: FinetuneConfig) -> Path:
         weight_decay=config.weight_decay,
         fused=device.type == "cuda",
     )
+    lr_scales = [group["lr_scale"] for group in optimizer.param_groups]  # this run's, not a resumed run's
     step, history = 0, []
     if resume_from is not None:
         step, history = _restore(resume_from, model, optimizer, config)
@@ -428,8 +429,8 @@ def finetune(config: FinetuneConfig) -> Path:
     try:
         while step < config.steps:
             current_lr = learning_rate(config, step, time.monotonic() - started)
-            for group in optimizer.param_groups:
-                group["lr"] = current_lr * group["lr_scale"]
+            for group, scale in zip(optimizer.param_groups, lr_scales, strict=True):
+                group["lr"] = current_lr * scale
             total = 0.0
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
@@ -531,7 +532,13 @@ def _restore(folder: Path, model, optimizer, config: FinetuneConfig) -> tuple[in
         from safetensors.torch import load_file
 
         set_peft_model_state_dict(model, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as exc:  # e.g. a checkpoint from before the image pathway had its own lr group
+        raise FinetuneError(
+            f"cannot resume from {folder}: its optimizer state does not fit this model ({exc}); "
+            "start a new --out folder with --model pointing at that checkpoint"
+        ) from exc
     torch.set_rng_state(state["torch_rng"])
     history_path = folder / HISTORY_FILE
     history = (
