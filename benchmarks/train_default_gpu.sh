@@ -12,8 +12,8 @@
 # blowing up; see docs/training/README.md), WD (weight decay, 0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
 # packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
-# "shapes:max1,x3=0.5 shapes:max3,x2=0.5": large shapes, so a fresh model finds where things are sooner);
-# the main stage (MIX, MINUTES) then continues from its final checkpoint.
+# "shapes:max1=0.5 shapes:max3=0.5": single and few shapes before whole screens); the main stage (MIX,
+# MINUTES) then continues from its final checkpoint.
 # Output: $OUT/default_model.tar.gz (the final checkpoint, history and learning curve) and $OUT/train.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/molmo-train-out}

@@ -18,6 +18,7 @@ from PIL import Image
 from ..backends.base import Request
 from ..backends.molmo2 import chat_messages
 from .examples import (
+    SHAPE_SCALES,
     TRAIN_SEED_BASE,
     DataError,
     Example,
@@ -105,14 +106,18 @@ class SourceSpec:
             elif self.name == "shapes" and part.startswith("x") and _is_scale(part[1:]):
                 options["scale"] = float(part[1:])
             else:
-                wanted = "maxN and/or xS (e.g. shapes:max1,x3)" if self.name == "shapes" else "maxN"
-                raise DataError(f"{self.name} takes {wanted} (e.g. {self.name}:max2), got {self.argument!r}")
+                wanted = (
+                    "maxN and/or xS (e.g. shapes:max1,x3)"
+                    if self.name == "shapes"
+                    else "maxN (e.g. tabletop:max2)"
+                )
+                raise DataError(f"{self.name} takes {wanted}, got {self.argument!r}")
         return options
 
 
 def _is_scale(text: str) -> bool:
     try:
-        return 0.25 <= float(text) <= 4
+        return SHAPE_SCALES[0] <= float(text) <= SHAPE_SCALES[1]
     except ValueError:
         return False
 

@@ -90,6 +90,10 @@ def synthetic_gui_example(
     return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
 
 
+SHAPE_SCALES = (0.25, 4.0)
+"""Smallest and largest ``scale`` of :func:`shapes_example` (beyond them shapes vanish or fill the canvas)."""
+
+
 def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4, scale: float = 1.0) -> Example:
     """A plain canvas of 1 to ``max_shapes`` icons (distinct colour and shape pairs, drawn exactly as
     SyntheticGui draws its icons, at its icon sizes times ``scale``) and the pointing turn for one of them.
@@ -98,10 +102,11 @@ def shapes_example(seed: int, family: str = "molmo2", max_shapes: int = 4, scale
     far sooner from uncluttered scenes (one or two shapes) than from whole app screens; mixed in later, the
     many-shape canvases teach telling icons apart by colour and shape without the layout's regularities.
     ``scale`` > 1 draws larger shapes, which cover more of the image tokens a fresh model attends to
-    evenly: a stronger signal for the first, coarse stage of a curriculum.
+    evenly (meant for a first, coarse stage; in the CPU pilots of docs/training it did not shorten the
+    plateau).
     """
-    if not 0.25 <= scale <= 4:
-        raise ValueError(f"shape scale must be between 0.25 and 4, got {scale}")
+    if not SHAPE_SCALES[0] <= scale <= SHAPE_SCALES[1]:
+        raise ValueError(f"shape scale must be between {SHAPE_SCALES[0]} and {SHAPE_SCALES[1]}, got {scale}")
     from molmo_envs.gui_render import draw_shape
     from molmo_envs.gui_scenes import COLORS, SHAPES
 
