@@ -34,7 +34,7 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
 import molmo_agent as ma  # noqa: E402
-from molmo_agent.training.batches import IGNORE_INDEX, TurnCollator  # noqa: E402
+from molmo_agent.training.batches import IGNORE_INDEX, TurnCollator, chw_pixels  # noqa: E402
 from molmo_agent.training.examples import Example, shapes_example  # noqa: E402
 
 
@@ -44,10 +44,6 @@ class Diagnosis:
     position_r2: tuple[float, float]
     image_attention: list[float]
     target_attention: list[float]
-
-
-def _pixels(example: Example) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(example.image)).permute(2, 0, 1).contiguous()
 
 
 def _cells(grid: list[int]) -> list[tuple[float, float]]:
@@ -61,13 +57,13 @@ def _cells(grid: list[int]) -> list[tuple[float, float]]:
 def features_and_positions(model, processor, examples: list[Example]) -> tuple[np.ndarray, np.ndarray, float]:
     features, positions, sizes = [], [], []
     for example in examples:
-        batch = processor.image_processor(images=[_pixels(example)], return_tensors="pt")
+        batch = processor.image_processor(images=[chw_pixels(example)], return_tensors="pt")
         with torch.no_grad():
             tokens = model.model.get_image_features(
                 batch["pixel_values"], batch["image_token_pooling"], batch["image_grids"]
             ).pooler_output[0]
         cells = _cells(batch["image_grids"][0].tolist())
-        if len(cells) != tokens.shape[0]:  # more than two views: positions not modelled here
+        if len(cells) != tokens.shape[0]:  # tokens dropped as padding: cells no longer line up
             continue
         features.append(tokens.float().numpy())
         positions.append(np.array(cells))

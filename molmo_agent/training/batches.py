@@ -171,6 +171,12 @@ class Mixture:
         return [self.example(rng, first + i) for i in range(size)]
 
 
+def chw_pixels(example: Example) -> torch.Tensor:
+    """The example's image as a uint8 CHW tensor: the processor's own input layout, ~13% faster than a
+    PIL image, same pixels."""
+    return torch.from_numpy(np.ascontiguousarray(example.image)).permute(2, 0, 1).contiguous()
+
+
 class TurnCollator:
     """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only."""
 
@@ -189,10 +195,7 @@ class TurnCollator:
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         texts = [self.prompt_text(e) + e.answer + self.end_of_turn for e in examples]
-        # uint8 CHW tensors: the processor's own input layout, ~13% faster than PIL images, same pixels
-        images = [
-            torch.from_numpy(np.ascontiguousarray(e.image)).permute(2, 0, 1).contiguous() for e in examples
-        ]
+        images = [chw_pixels(e) for e in examples]
         batch = dict(self.processor(images=images, text=texts, padding=True, return_tensors="pt"))
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
         left_padded = self.tokenizer.padding_side == "left"
