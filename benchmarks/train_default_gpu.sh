@@ -6,10 +6,11 @@
 # on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
-# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer; pointer-224 for
-# the larger view, pointer-fine for one token per patch, pointer-words for the learnt word vocabulary),
+# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer-words: 224-px
+# crops and the learnt word vocabulary; pointer-224 with bytes, pointer for 140 px, pointer-fine unpooled),
 # VISION_LR_SCALE (0.1: the ViT and adapter at a tenth of the lr, which keeps the image features from
-# blowing up; see docs/training/README.md), WD (weight decay, 0),
+# blowing up; see docs/training/README.md), ATTEND_WEIGHT (1: teach the attention at coordinate digits to
+# look at the answer's point, which ends the loss plateau of a from-scratch model; 0 turns it off), WD (0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
 # packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
 # "shapes:max1=0.5 shapes:max3=0.5": single and few shapes before whole screens); the main stage (MIX,
@@ -28,13 +29,13 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 MIX=${MIX:-"shapes:max1=0.15 shapes:max4=0.15 synthetic_gui:icon,d0,fill,phone=0.3 synthetic_gui:icon,phone=0.1 synthetic_gui:icon=0.05 tabletop:max1=0.05 tabletop=0.2"}
 mix=(); for source in $MIX; do mix+=(--data "$source"); done
-if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer}"); fi
+if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer-words}"); fi
 train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   local args=(); while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
   local out=$1 minutes=$2; shift 2
   python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
     --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
-    --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --weight-decay "${WD:-0}" \
+    --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --attend-weight "${ATTEND_WEIGHT:-1}" --weight-decay "${WD:-0}" \
     --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
     --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \
     | grep --line-buffered -v "Writing model shards\|Loading weights" | tee -a "$OUT/train.log"

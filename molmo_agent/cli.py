@@ -286,6 +286,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         decay_fraction=args.decay_fraction,
         weight_decay=args.weight_decay,
         vision_lr_scale=args.vision_lr_scale,
+        attend_weight=args.attend_weight,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -443,6 +444,13 @@ def _build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="lr multiplier for the ViT and image adapter (e.g. 0.1 when training a tiny model from scratch)",
+    )
+    ft.add_argument(
+        "--attend-weight",
+        type=float,
+        default=0.0,
+        help="weight of a loss teaching attention at coordinate digits to look at the answer's point "
+        "(e.g. 1 when training a tiny model from scratch; 0: off)",
     )
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")

@@ -220,3 +220,67 @@ def test_the_cli_trains_and_reports_where_the_checkpoint_is(tiny_dir, tmp_path, 
     assert str(tmp_path / "final") in capsys.readouterr().out
     assert main(["finetune", "--out", str(tmp_path / "b")]) == 2
     assert "--init-preset" in capsys.readouterr().err
+
+
+def test_attention_targets_are_the_tokens_holding_the_answer_point(tiny_dir):
+    """One image token per view, at the answer point's cell; only coordinate-digit positions supervised."""
+    from transformers import AutoProcessor
+
+    from molmo_agent.training.batches import IMAGE_PATCH_TOKEN, TurnCollator, view_cells
+    from molmo_agent.training.examples import Example, shapes_example
+
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    shape = shapes_example(3, "molmo2", max_shapes=1)
+    action = Example(shape.image, "Tap the button.", '{"action_type": "wait"}', "android_control")
+    batch = TurnCollator(processor, attention_targets=True)([shape, action])
+    patch_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_PATCH_TOKEN)
+    ids = batch["input_ids"][0]
+    image_positions = (ids == patch_id).nonzero().flatten().tolist()
+    height, width = shape.image.shape[:2]
+    (point,) = ma.parse_points(shape.answer, image_sizes=[(width, height)])
+    queries = [q for q in batch["attend_query"][0].tolist() if q >= 0]
+    assert len(queries) == 6  # x and y, three digits each
+    for index, query in enumerate(queries):
+        assert processor.tokenizer.decode(ids[query + 1]).strip().isdigit()  # it predicts a digit
+        targets = batch["attend_target"][0, index].nonzero().flatten().tolist()
+        assert len(targets) == 2 and all(t in image_positions for t in targets)
+        offset = 0
+        for (rows, cols), target in zip(view_cells(batch["image_grids"][0].tolist()), targets, strict=True):
+            cell = image_positions.index(target) - offset
+            row, col = divmod(cell, cols)
+            assert col / cols <= point.x / width < (col + 1) / cols
+            assert row / rows <= point.y / height < (row + 1) / rows
+            offset += rows * cols
+    assert (batch["attend_query"][1] == -1).all() and not batch["attend_target"][1].any()
+
+
+def test_attention_loss_is_low_only_when_head_zero_looks_at_the_target():
+    from molmo_agent.training.trainer import attention_loss
+
+    length = 10
+    query = torch.tensor([[8, -1]])
+    target = torch.zeros(1, 2, length, dtype=torch.bool)
+    target[0, 0, 3] = True
+    uniform = torch.full((1, 2, length, length), 1.0 / length)
+    focused = uniform.clone()
+    focused[0, 0, 8] = 0.0
+    focused[0, 0, 8, 3] = 1.0  # head 0 at position 8 looks at token 3 alone
+    elsewhere = uniform.clone()
+    elsewhere[0, 0, 8] = 0.0
+    elsewhere[0, 0, 8, 4] = 1.0
+    assert float(attention_loss((uniform, focused), query, target)) < 1e-5
+    assert float(attention_loss((uniform, uniform), query, target)) == pytest.approx(
+        torch.log(torch.tensor(10.0))
+    )
+    assert float(attention_loss((uniform, elsewhere), query, target)) > 10
+    assert attention_loss((uniform, focused), torch.full((1, 2), -1), target) is None
+
+
+def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path):
+    """With --attend-weight the history logs the attention loss, and it falls as head 0 learns to look."""
+    finetune(_config(tiny_dir, tmp_path, data=("shapes:max1",), steps=40, save_every=40, attend_weight=1.0))
+    attend = [h["attend"] for h in _history(tmp_path) if "attend" in h]
+    assert len(attend) == 4 and attend[-1] < 0.8 * attend[0], attend
+    assert "eager" not in (tmp_path / "final" / "config.json").read_text()  # inference keeps its default
+    with pytest.raises(FinetuneError, match="attend_weight"):
+        _config(tiny_dir, tmp_path, attend_weight=-1)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..backends.base import Request
 from ..backends.molmo2 import chat_messages
+from .answer_tokens import coordinate_digit_tokens, decoded_pieces
 from .examples import (
     SHAPE_SCALES,
     TRAIN_SEED_BASE,
@@ -31,6 +32,8 @@ from .examples import (
 
 IGNORE_INDEX = -100
 END_OF_TURN = "<|im_end|>"
+IMAGE_PATCH_TOKEN = "<im_patch>"
+"""Molmo2's token for one pooled image patch (``config.image_patch_id``)."""
 
 
 @dataclass(frozen=True)
@@ -180,12 +183,18 @@ def chw_pixels(example: Example) -> torch.Tensor:
 class TurnCollator:
     """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only."""
 
-    def __init__(self, processor) -> None:
+    def __init__(self, processor, attention_targets: bool = False) -> None:
         self.processor = processor
         tokenizer = processor.tokenizer
         vocab = tokenizer.get_vocab()
         self.end_of_turn = END_OF_TURN if END_OF_TURN in vocab else tokenizer.eos_token
         self.tokenizer = tokenizer
+        self.attention_targets = attention_targets
+        self.image_patch_id = vocab.get(IMAGE_PATCH_TOKEN)
+        if attention_targets and self.image_patch_id is None:
+            raise DataError(
+                f"attention targets need the {IMAGE_PATCH_TOKEN} token, which this tokenizer lacks"
+            )
 
     def prompt_text(self, example: Example) -> str:
         request = Request((Image.new("RGB", (1, 1)),), example.prompt)
@@ -200,6 +209,7 @@ class TurnCollator:
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
         left_padded = self.tokenizer.padding_side == "left"
         lengths = batch["attention_mask"].sum(dim=1).tolist()
+        queries: list[list[tuple[int, list[int]]]] = []
         for row, example in enumerate(examples):
             answer = self.tokenizer(example.answer + self.end_of_turn, add_special_tokens=False)["input_ids"]
             end = batch["input_ids"].shape[1] if left_padded else int(lengths[row])
@@ -210,8 +220,68 @@ class TurnCollator:
                     f"answer tokens cannot be located (answer {example.answer[:40]!r})"
                 )
             labels[row, end - len(answer) : end] = batch["input_ids"][row, end - len(answer) : end]
+            if self.attention_targets:
+                queries.append(self._attention_queries(batch, row, example, answer, end - len(answer)))
         batch["labels"] = labels
+        if self.attention_targets:
+            _pack_attention_targets(batch, queries)
         return batch
+
+    def _attention_queries(
+        self, batch: dict[str, torch.Tensor], row: int, example: Example, answer: list[int], start: int
+    ) -> list[tuple[int, list[int]]]:
+        """(position, image-token positions) for every position that predicts a coordinate digit: the
+        image tokens whose cell (one per view) holds the point that digit belongs to."""
+        from ..parsing import parse_points
+
+        height, width = example.image.shape[:2]
+        points = parse_points(example.answer, image_sizes=[(width, height)])
+        digits = coordinate_digit_tokens(decoded_pieces(answer, self.tokenizer))
+        if not digits or max(d.point for d in digits) >= len(points):
+            return []
+        image_positions = (batch["input_ids"][row] == self.image_patch_id).nonzero().flatten().tolist()
+        cells = view_cells(batch["image_grids"][row].tolist())
+        if len(image_positions) != sum(rows * cols for rows, cols in cells):
+            return []  # an unknown layout: no target rather than a wrong one
+        targets = []
+        for point in points:
+            x, y = point.x / width, point.y / height
+            targets.append(_cell_tokens(cells, x, y, image_positions))
+        return [(start + d.token - 1, targets[d.point]) for d in digits]
+
+
+def view_cells(grid: list[int]) -> list[tuple[int, int]]:
+    """(rows, columns) of image tokens per view from a row of the processor's ``image_grids``: Molmo2
+    lays out the whole image at low resolution first, then the high-resolution crops stitched into one
+    grid, each in row-major order."""
+    return [(grid[0], grid[1]), (grid[2], grid[3])]
+
+
+def _cell_tokens(cells: list[tuple[int, int]], x: float, y: float, image_positions: list[int]) -> list[int]:
+    """Sequence positions of the token holding (x, y) (fractions of the image) in each view."""
+    found, offset = [], 0
+    for rows, cols in cells:
+        row = min(max(int(y * rows), 0), rows - 1)
+        col = min(max(int(x * cols), 0), cols - 1)
+        found.append(image_positions[offset + row * cols + col])
+        offset += rows * cols
+    return found
+
+
+def _pack_attention_targets(
+    batch: dict[str, torch.Tensor], queries: list[list[tuple[int, list[int]]]]
+) -> None:
+    """``attend_query`` (B, Q): positions whose attention is supervised, -1 where a row has fewer;
+    ``attend_target`` (B, Q, L): the image tokens that attention should land on."""
+    width = max((len(q) for q in queries), default=0)
+    length = batch["input_ids"].shape[1]
+    query = torch.full((len(queries), max(width, 1)), -1, dtype=torch.long)
+    target = torch.zeros((len(queries), max(width, 1), length), dtype=torch.bool)
+    for row, pairs in enumerate(queries):
+        for index, (position, tokens) in enumerate(pairs):
+            query[row, index] = position
+            target[row, index, tokens] = True
+    batch["attend_query"], batch["attend_target"] = query, target
 
 
 def pack_pixels(batch: dict[str, torch.Tensor], mean: Sequence[float], std: Sequence[float]) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import MolmoAgentError
+from .answer_tokens import PLACES, coordinate_digit_tokens, decoded_pieces
 from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,13 @@ class FinetuneConfig:
     cosine; ~0.2 is warm-up/stable/decay, which keeps the lr high through the plateau that pointing goes
     through before it learns where things are."""
     weight_decay: float = 0.0
+    attend_weight: float = 0.0
+    """Weight of an auxiliary loss that teaches the first attention head of every language-model layer but
+    the first to look, at each position that writes a coordinate digit, at the image tokens holding that
+    point (one per view; ``batches.TurnCollator(attention_targets=True)``). Why: a model trained from
+    scratch sits on a long plateau where the digits are at chance because its attention is spread evenly
+    over the image; the answer's own point says where it should look, so the routing can be taught
+    directly instead of found by chance. 0 (the default) trains on the answer tokens alone."""
     vision_lr_scale: float = 1.0
     """Multiplier on the lr of the vision tower and the image adapter. Why: trained from scratch at the
     language model's lr, the adapter's output (a gated, i.e. quadratic, MLP) grows by orders of magnitude
@@ -98,6 +105,8 @@ class FinetuneConfig:
             raise FinetuneError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise FinetuneError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
+        if self.attend_weight < 0:
+            raise FinetuneError(f"attend_weight must be >= 0, got {self.attend_weight}")
         if self.vision_lr_scale <= 0:
             raise FinetuneError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if self.lora_rank < 0:
@@ -180,7 +189,7 @@ def _starting_checkpoint(config: FinetuneConfig) -> str:
     return str(init_dir)
 
 
-def _load_for_training(location: str, device: torch.device):
+def _load_for_training(location: str, device: torch.device, eager_attention: bool = False):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from ..backends.registry import resolve
@@ -192,7 +201,8 @@ def _load_for_training(location: str, device: torch.device):
             "transformers); v1 needs its remote training code"
         )
     processor = AutoProcessor.from_pretrained(resolved.location)
-    model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=torch.float32)
+    options = {"attn_implementation": "eager"} if eager_attention else {}  # eager: attention weights
+    model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=torch.float32, **options)
     return model.to(device), processor, resolved
 
 
@@ -287,13 +297,19 @@ def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.devi
 # ----------------------------------------------------------------------------------------------- loop
 
 
-def _answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _answer_loss(
+    model, batch: dict[str, torch.Tensor], supervise_attention: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Mean cross-entropy over answer tokens (logits are only computed for the answer's span), with the
-    per-token losses and the labels they belong to (for :func:`coordinate_digit_losses`)."""
+    per-token losses and the labels they belong to (for :func:`coordinate_digit_losses`), and
+    :func:`attention_loss` when ``supervise_attention`` and the batch carries attention targets."""
     labels = batch.pop("labels")
+    query, target = batch.pop("attend_query", None), batch.pop("attend_target", None)
     answer_positions = (labels != IGNORE_INDEX).any(dim=0).nonzero()
     keep = labels.shape[1] - int(answer_positions.min()) + 1 if len(answer_positions) else 1
-    logits = model(**batch, logits_to_keep=keep).logits.float()
+    supervise = supervise_attention and query is not None
+    output = model(**batch, logits_to_keep=keep, output_attentions=supervise)
+    logits = output.logits.float()
     shifted_logits = logits[:, :-1]
     shifted_labels = labels[:, labels.shape[1] - keep + 1 :]
     token_losses = torch.nn.functional.cross_entropy(
@@ -301,11 +317,32 @@ def _answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, t
     )
     mask = shifted_labels != IGNORE_INDEX
     loss = token_losses.sum() / mask.sum().clamp(min=1)
-    return loss, token_losses.detach(), shifted_labels
+    attend = attention_loss(output.attentions, query, target) if supervise else None
+    return loss, token_losses.detach(), shifted_labels, attend
 
 
-_COORDS = re.compile(r'coords="([^"]*)"')
-PLACES = ("hundreds", "tens", "units")
+def attention_loss(
+    attentions: tuple[torch.Tensor, ...], query: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor | None:
+    """Mean over supervised positions and layers 1.. of -log(attention mass of head 0 on the targets).
+
+    ``attentions``: per language-model layer (B, heads, L, L); ``query`` (B, Q) positions, -1 for none;
+    ``target`` (B, Q, L) the tokens to look at. Only head 0 is taught, so the other heads stay free for
+    whatever else the answer needs (the prompt's colour and shape words, the format); the first layer is
+    left out because a position there sees only its own token, not yet which object the prompt names.
+    ``None`` when the batch has no supervised position (answers without points).
+    """
+    valid = query >= 0
+    if not bool(valid.any()):
+        return None
+    index = query.clamp(min=0)
+    terms = []
+    for layer in attentions[1:] if len(attentions) > 1 else attentions:
+        head = layer[:, 0].float()  # (B, L, L)
+        rows = head.gather(1, index[..., None].expand(-1, -1, head.shape[-1]))  # (B, Q, L)
+        mass = (rows * target).sum(-1)
+        terms.append(-torch.log(mass.clamp(min=1e-6))[valid])
+    return torch.cat(terms).mean()
 
 
 def coordinate_digit_losses(token_losses: torch.Tensor, labels: torch.Tensor, tokenizer) -> dict[str, float]:
@@ -323,28 +360,18 @@ def coordinate_digit_losses(token_losses: torch.Tensor, labels: torch.Tensor, to
     counts = dict.fromkeys(PLACES, 0)
     for row in range(labels.shape[0]):
         positions = (labels[row] != IGNORE_INDEX).nonzero().flatten().tolist()
-        pieces = [tokenizer.decode([int(labels[row, p])]) for p in positions]
-        text, owner = "", []
-        for index, piece in enumerate(pieces):
-            text += piece
-            owner += [index] * len(piece)
-        for match in _COORDS.finditer(text):
-            offset = match.start(1)
-            for number in re.finditer(r"\d+", match.group(1)):
-                if len(number.group()) != 3:
-                    continue
-                for place, char_index in zip(PLACES, range(number.start(), number.end()), strict=True):
-                    token = owner[offset + char_index]
-                    if len(pieces[token].strip()) == 1:  # a token that is this one digit alone
-                        sums[place] += float(token_losses[row, positions[token]])
-                        counts[place] += 1
+        pieces = decoded_pieces([int(labels[row, p]) for p in positions], tokenizer)
+        for digit in coordinate_digit_tokens(pieces):
+            sums[digit.place] += float(token_losses[row, positions[digit.token]])
+            counts[digit.place] += 1
     return {place: round(sums[place] / counts[place], 4) for place in PLACES if counts[place]}
 
 
 def _batches(config: FinetuneConfig, processor, start_batch: int):
     mixture = Mixture([SourceSpec.parse(spec) for spec in config.data], family="molmo2")
     stats = processor.image_processor.image_mean, processor.image_processor.image_std
-    stream = BatchStream(mixture, TurnCollator(processor), config.batch_size, config.seed, start_batch, stats)
+    collator = TurnCollator(processor, attention_targets=config.attend_weight > 0)
+    stream = BatchStream(mixture, collator, config.batch_size, config.seed, start_batch, stats)
     loader = torch.utils.data.DataLoader(
         stream,
         batch_size=None,
@@ -395,7 +422,7 @@ def finetune(config: FinetuneConfig) -> Path:
     config.out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(config.out_dir)
     source = str(resume_from) if resume_from and config.lora_rank == 0 else _starting_checkpoint(config)
-    model, processor, _ = _load_for_training(source, device)
+    model, processor, _ = _load_for_training(source, device, eager_attention=config.attend_weight > 0)
     if config.lora_rank:
         model = _apply_lora(model, config)
     model.train()
@@ -426,19 +453,25 @@ def finetune(config: FinetuneConfig) -> Path:
     last_eval: dict[str, Any] = {}
     skipped = 0
     window: list[float] = []
+    attend_window: list[float] = []
     try:
         while step < config.steps:
             current_lr = learning_rate(config, step, time.monotonic() - started)
             for group, scale in zip(optimizer.param_groups, lr_scales, strict=True):
                 group["lr"] = current_lr * scale
-            total = 0.0
+            total = attend_total = 0.0
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
                 unpack_pixels(batch, *pixel_stats)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss, token_losses, answer_labels = _answer_loss(model, batch)
-                (loss / config.grad_accum).backward()
+                    loss, token_losses, answer_labels, attend = _answer_loss(
+                        model, batch, config.attend_weight > 0
+                    )
+                objective = loss if attend is None else loss + config.attend_weight * attend
+                (objective / config.grad_accum).backward()
                 total += float(loss.detach()) / config.grad_accum
+                if attend is not None:
+                    attend_total += float(attend.detach()) / config.grad_accum
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
             if math.isfinite(grad_norm) and math.isfinite(total):
                 optimizer.step()
@@ -453,6 +486,7 @@ def finetune(config: FinetuneConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window.append(total)
+            attend_window.append(attend_total)
             out_of_time = (
                 config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s
             )
@@ -465,9 +499,14 @@ def finetune(config: FinetuneConfig) -> Path:
                     "lr": current_lr,
                     "grad_norm": round(grad_norm, 4),
                     **image_meter.field(),
+                    **(
+                        {"attend": round(sum(attend_window) / len(attend_window), 4)}
+                        if config.attend_weight
+                        else {}
+                    ),
                     "elapsed_s": round(time.monotonic() - started, 1),
                 }
-                window = []
+                window, attend_window = [], []
             due_eval = config.eval_every and (
                 step % config.eval_every == 0 or step == config.steps or out_of_time
             )
