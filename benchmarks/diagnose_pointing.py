@@ -33,8 +33,7 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
-import molmo_agent as ma  # noqa: E402
-from molmo_agent.training.batches import IGNORE_INDEX, TurnCollator, chw_pixels  # noqa: E402
+from molmo_agent.training.batches import TurnCollator, chw_pixels, view_cells  # noqa: E402
 from molmo_agent.training.examples import Example, shapes_example  # noqa: E402
 
 
@@ -48,10 +47,10 @@ class Diagnosis:
 
 def _cells(grid: list[int]) -> list[tuple[float, float]]:
     """Centre (x, y) in 0-1 of every image token, global view first, then the crop view(s)."""
-    rows1, cols1, rows2, cols2 = grid
-    first = [((c + 0.5) / cols1, (r + 0.5) / rows1) for r in range(rows1) for c in range(cols1)]
-    second = [((c + 0.5) / cols2, (r + 0.5) / rows2) for r in range(rows2) for c in range(cols2)]
-    return first + second
+    centres = []
+    for rows, cols in view_cells(grid):
+        centres += [((c + 0.5) / cols, (r + 0.5) / rows) for r in range(rows) for c in range(cols)]
+    return centres
 
 
 def features_and_positions(model, processor, examples: list[Example]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -84,33 +83,25 @@ def linear_r2(features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
 
 
 def routing(model, processor, examples: list[Example]) -> tuple[list[float], list[float]]:
-    collator = TurnCollator(processor)
-    batch = collator(examples)
-    labels = batch.pop("labels")
+    """Uses the training's own attention targets (``TurnCollator(attention_targets=True)``): the first
+    supervised position is the one before the x coordinate's hundreds digit."""
+    batch = TurnCollator(processor, attention_targets=True)(examples)
+    batch.pop("labels")
+    queries, targets = batch.pop("attend_query"), batch.pop("attend_target")
     with torch.no_grad():
         attentions = model(**batch, output_attentions=True).attentions
-    digit_ids = {processor.tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)}
     on_image = np.zeros(len(attentions))
     on_target = np.zeros(len(attentions))
-    for row, example in enumerate(examples):
-        ids = batch["input_ids"][row].tolist()
-        answer_digits = [
-            j for j, label in enumerate(labels[row].tolist()) if label != IGNORE_INDEX and ids[j] in digit_ids
-        ]
-        query = answer_digits[2] - 1  # "1 1 XYZ ...": the token before the x coordinate's first digit
-        image = [j for j, t in enumerate(ids) if t == model.config.image_patch_id]
-        height, width = example.image.shape[:2]
-        (point,) = ma.parse_points(example.answer, image_sizes=[(width, height)])
-        cells = np.array(_cells(batch["image_grids"][row].tolist()))
-        nearest = np.linalg.norm(cells - [point.x / width, point.y / height], axis=1)
-        split = int(np.prod(batch["image_grids"][row].tolist()[:2]))
-        targets = [int(np.argmin(nearest[:split])), split + int(np.argmin(nearest[split:]))]
+    for row in range(len(examples)):
+        query = int(queries[row, 0])
+        image = (batch["input_ids"][row] == model.config.image_patch_id).nonzero().flatten()
+        target = targets[row, 0].nonzero().flatten()
         for layer, attention in enumerate(attentions):
             weights = attention[row].float().mean(0)[query]
             share = float(weights[image].sum())
             on_image[layer] += share
-            even = share * len(targets) / len(image)
-            on_target[layer] += float(sum(weights[image[t]] for t in targets)) / max(even, 1e-12)
+            even = share * len(target) / len(image)
+            on_target[layer] += float(weights[target].sum()) / max(even, 1e-12)
     count = len(examples)
     return (on_image / count).round(3).tolist(), (on_target / count).round(2).tolist()
 
