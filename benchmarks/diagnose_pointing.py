@@ -2,11 +2,13 @@
 
 Run on any local Molmo2 checkpoint (a training run's ``checkpoint-N`` or ``final``)::
 
-    python benchmarks/diagnose_pointing.py RUN/checkpoint-500 [--seeds 150] [--scale 3]
+    python benchmarks/diagnose_pointing.py RUN/checkpoint-500 [--seeds 150] [--data synthetic_gui:icon,d0]
 
 1. **Image feature size**: mean |value| of the adapter's output (what the language model receives) on
-   plain single-shape canvases. A freshly built pointer model gives ~20-50; trained from scratch with the
-   vision tower and adapter at the language model's lr it grows to 1e4-1e6 within a few hundred steps.
+   held-out scenes (default: single shapes at 3x size; ``--data`` takes any generated ``finetune --data``
+   source with one point per answer, e.g. the GUI icon task). A freshly built pointer model gives ~20-50;
+   trained from scratch with the vision tower and adapter at the language model's lr it grows to 1e4-1e6
+   within a few hundred steps.
 2. **Position in the tokens**: how well a linear map reads each image token's own grid cell from its
    features (held-out R^2, columns and rows). ~0.6-0.8 at initialisation (the sine-cosine position
    embeddings); near 0 means the tokens no longer say where they are, and no amount of training of the
@@ -17,7 +19,7 @@ Run on any local Molmo2 checkpoint (a training run's ``checkpoint-N`` or ``final
    loss plateau); pointing models put several times their share there.
 
 These numbers are what docs/training/README.md reports per run; they are cheap (a forward pass per
-canvas) and tell a stuck run from a slow one long before held-out accuracy moves.
+scene) and tell a stuck run from a slow one long before held-out accuracy moves.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
-from molmo_agent.training.batches import TurnCollator, chw_pixels, view_cells  # noqa: E402
-from molmo_agent.training.examples import Example, shapes_example  # noqa: E402
+from molmo_agent.training.batches import Mixture, SourceSpec, TurnCollator, chw_pixels, view_cells  # noqa: E402
+from molmo_agent.training.examples import Example  # noqa: E402
 
 
 @dataclass
@@ -92,7 +94,8 @@ def routing(model, processor, examples: list[Example]) -> tuple[list[float], lis
         attentions = model(**batch, output_attentions=True).attentions
     on_image = np.zeros(len(attentions))
     on_target = np.zeros(len(attentions))
-    for row in range(len(examples)):
+    rows = [row for row in range(len(examples)) if int(queries[row, 0]) >= 0]  # answers with a point
+    for row in rows:
         query = int(queries[row, 0])
         image = (batch["input_ids"][row] == model.config.image_patch_id).nonzero().flatten()
         target = targets[row, 0].nonzero().flatten()
@@ -102,16 +105,18 @@ def routing(model, processor, examples: list[Example]) -> tuple[list[float], lis
             on_image[layer] += share
             even = share * len(target) / len(image)
             on_target[layer] += float(weights[target].sum()) / max(even, 1e-12)
-    count = len(examples)
+    count = max(len(rows), 1)
     return (on_image / count).round(3).tolist(), (on_target / count).round(2).tolist()
 
 
-def diagnose(path: str, seeds: int = 150, scale: float = 3.0) -> Diagnosis:
+def diagnose(path: str, seeds: int = 150, data: str = "shapes:max1,x3") -> Diagnosis:
     from transformers import AutoProcessor, Molmo2ForConditionalGeneration
 
     processor = AutoProcessor.from_pretrained(path)
     model = Molmo2ForConditionalGeneration.from_pretrained(path, attn_implementation="eager").eval()
-    examples = [shapes_example(seed, "molmo2", max_shapes=1, scale=scale) for seed in range(seeds)]
+    mixture = Mixture([SourceSpec.parse(data)])
+    rng = np.random.default_rng(0)
+    examples = [mixture.example(rng, seed) for seed in range(seeds)]  # seeds 0..N-1: never trained on
     features, positions, size = features_and_positions(model, processor, examples)
     image_share, target_share = routing(model, processor, examples[:16])
     return Diagnosis(size, linear_r2(features, positions), image_share, target_share)
@@ -120,13 +125,15 @@ def diagnose(path: str, seeds: int = 150, scale: float = 3.0) -> Diagnosis:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="local Molmo2 checkpoint folders")
-    parser.add_argument("--seeds", type=int, default=150, help="single-shape canvases for the position probe")
-    parser.add_argument("--scale", type=float, default=3.0, help="shape size (x SyntheticGui's icon size)")
+    parser.add_argument("--seeds", type=int, default=150, help="held-out scenes for the position probe")
+    parser.add_argument(
+        "--data", default="shapes:max1,x3", help="generated finetune --data source, one point per answer"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     for path in args.checkpoints:
-        d = diagnose(path, args.seeds, args.scale)
+        d = diagnose(path, args.seeds, args.data)
         print(
             f"{path}: image features |f| {d.feature_size:.3g}; position R^2 columns {d.position_r2[0]:.2f}, "
             f"rows {d.position_r2[1]:.2f}; attention on image tokens per layer {d.image_attention}, "

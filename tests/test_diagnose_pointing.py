@@ -29,6 +29,8 @@ def test_diagnosis_of_a_fresh_model_reports_every_layer(tiny_dir, capsys):
     assert all(0 < share <= 1 for share in result.image_attention)
     assert diagnose.main([str(tiny_dir), "--seeds", "10"]) == 0
     assert "position R^2" in capsys.readouterr().out
+    on_screens = diagnose.diagnose(str(tiny_dir), seeds=4, data="synthetic_gui:icon,d0,fill")
+    assert len(on_screens.target_attention) == layers and on_screens.feature_size > 0
 
 
 def test_the_position_probe_reads_a_linear_code_and_not_noise():
