@@ -324,12 +324,13 @@ def _answer_loss(
 def attention_loss(
     attentions: tuple[torch.Tensor, ...], query: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor | None:
-    """Mean over supervised positions and layers 1.. of -log(attention mass of head 0 on the targets).
+    """Mean over supervised positions and layers of -log(attention mass of head 0 on the targets).
 
     ``attentions``: per language-model layer (B, heads, L, L); ``query`` (B, Q) positions, -1 for none;
     ``target`` (B, Q, L) the tokens to look at. Only head 0 is taught, so the other heads stay free for
-    whatever else the answer needs (the prompt's colour and shape words, the format); the first layer is
-    left out because a position there sees only its own token, not yet which object the prompt names.
+    whatever else the answer needs (the prompt's colour and shape words, the format). The first layer is
+    left out (unless it is the only one) because its queries come from each position's own token alone,
+    before anything has told that position which object the prompt names.
     ``None`` when the batch has no supervised position (answers without points).
     """
     valid = query >= 0
@@ -460,6 +461,7 @@ def finetune(config: FinetuneConfig) -> Path:
             for group, scale in zip(optimizer.param_groups, lr_scales, strict=True):
                 group["lr"] = current_lr * scale
             total = attend_total = 0.0
+            attend_seen = False
             for _ in range(config.grad_accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
                 unpack_pixels(batch, *pixel_stats)
@@ -472,6 +474,7 @@ def finetune(config: FinetuneConfig) -> Path:
                 total += float(loss.detach()) / config.grad_accum
                 if attend is not None:
                     attend_total += float(attend.detach()) / config.grad_accum
+                    attend_seen = True
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
             if math.isfinite(grad_norm) and math.isfinite(total):
                 optimizer.step()
@@ -486,7 +489,8 @@ def finetune(config: FinetuneConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window.append(total)
-            attend_window.append(attend_total)
+            if attend_seen:  # steps whose answers had no point carry no attention loss
+                attend_window.append(attend_total)
             out_of_time = (
                 config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s
             )
@@ -500,9 +504,7 @@ def finetune(config: FinetuneConfig) -> Path:
                     "grad_norm": round(grad_norm, 4),
                     **image_meter.field(),
                     **(
-                        {"attend": round(sum(attend_window) / len(attend_window), 4)}
-                        if config.attend_weight
-                        else {}
+                        {"attend": round(sum(attend_window) / len(attend_window), 4)} if attend_window else {}
                     ),
                     "elapsed_s": round(time.monotonic() - started, 1),
                 }
