@@ -167,6 +167,11 @@ def test_the_learning_curve_adds_a_digit_panel_when_the_history_has_digit_losses
     assert sizes["digits"][1] > sizes["plain"][1]
     orange = Image.open(tmp_path / "digits.png").convert("RGB").getcolors(1 << 20)
     assert any(colour == (230, 120, 20) for _, colour in orange)  # the hundreds line is drawn
+    teal = (30, 150, 150)
+    assert not any(colour == teal for _, colour in orange)  # no attention loss in this history
+    with_attend = [h | {"attend": 3.0 - h["step"] / 100} for h in with_digits]
+    colours = Image.open(plot_history(with_attend, tmp_path / "attend.png")).convert("RGB").getcolors(1 << 20)
+    assert any(colour == teal for _, colour in colours)  # the attention loss line is drawn
     assert plot_history([], tmp_path / "empty.png") is None
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 _COLOURS = ((220, 50, 47), (40, 100, 220), (60, 170, 70), (130, 70, 190))
-_DIGIT_COLOURS = {"hundreds": (230, 120, 20), "tens": (130, 70, 190)}
+_DIGIT_COLOURS = {"hundreds": (230, 120, 20), "tens": (130, 70, 190), "attend": (30, 150, 150)}
+_DIGIT_LABELS = {
+    "hundreds": "hundreds place",
+    "tens": "tens place",
+    "attend": "attention loss (--attend-weight)",
+}
 _DIGIT_PANEL = 200
 _DIGIT_TOP_NATS = 3.0
 _CHANCE_NATS = 2.302585  # ln 10: a digit guessed uniformly
@@ -20,7 +25,7 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
 
     losses = [(h["step"], h["loss"]) for h in history if h.get("loss")]
     evals = [(h["step"], h["eval"]) for h in history if h.get("eval")]
-    digits = [(h["step"], h["digits"]) for h in history if h.get("digits")]
+    digits = [(h["step"], h["digits"] | _attend(h)) for h in history if h.get("digits")]
     if not losses and not evals:
         return None
     width, height = size
@@ -67,8 +72,13 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
     return path
 
 
+def _attend(record: dict) -> dict[str, float]:
+    return {"attend": record["attend"]} if "attend" in record else {}
+
+
 def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of, box: tuple) -> None:
-    """Hundreds and tens digit losses (running mean of 10 records) against the ln 10 chance line."""
+    """Hundreds and tens digit losses (running mean of 10 records) against the ln 10 chance line, and the
+    attention loss when the run had one (it falls first: the model learns where to look, then the digits)."""
     left, right, top, bottom = box
 
     def y_of(nats: float) -> float:
@@ -82,10 +92,12 @@ def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of
     draw.text((left, top - 14), "coordinate digit loss (nats)", fill=(0, 0, 0))
     for index, (place, colour) in enumerate(_DIGIT_COLOURS.items()):
         series = [(step, d[place]) for step, d in digits if place in d]
+        if not series:
+            continue
         smoothed = [
             (step, sum(v for _, v in series[max(i - 9, 0) : i + 1]) / len(series[max(i - 9, 0) : i + 1]))
             for i, (step, _) in enumerate(series)
         ]
         if len(smoothed) > 1:
             draw.line([(x_of(step), y_of(v)) for step, v in smoothed], fill=colour, width=2)
-        draw.text((right - 150, top + 8 + 14 * index), f"{place} place", fill=colour)
+        draw.text((right - 230, top + 8 + 14 * index), _DIGIT_LABELS[place], fill=colour)
