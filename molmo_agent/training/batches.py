@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..backends.base import Request
 from ..backends.molmo2 import chat_messages
+from ..parsing import parse_points
 from .answer_tokens import coordinate_digit_tokens, decoded_pieces
 from .examples import (
     SHAPE_SCALES,
@@ -232,8 +233,6 @@ class TurnCollator:
     ) -> list[tuple[int, list[int]]]:
         """(position, image-token positions) for every position that predicts a coordinate digit: the
         image tokens whose cell (one per view) holds the point that digit belongs to."""
-        from ..parsing import parse_points
-
         height, width = example.image.shape[:2]
         points = parse_points(example.answer, image_sizes=[(width, height)])
         digits = coordinate_digit_tokens(decoded_pieces(answer, self.tokenizer))
