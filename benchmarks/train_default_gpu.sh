@@ -35,7 +35,8 @@ train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   local out=$1 minutes=$2; shift 2
   python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
     --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
-    --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --attend-weight "${ATTEND_WEIGHT:-1}" --weight-decay "${WD:-0}" \
+    --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --attend-weight "${ATTEND_WEIGHT:-1}" --place-weight "${PLACE_WEIGHT:-0}" \
+    --weight-decay "${WD:-0}" \
     --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
     --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \
     | grep --line-buffered -v "Writing model shards\|Loading weights" | tee -a "$OUT/train.log"

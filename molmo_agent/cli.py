@@ -287,6 +287,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         vision_lr_scale=args.vision_lr_scale,
         attend_weight=args.attend_weight,
+        place_weight=args.place_weight,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -451,6 +452,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="weight of a loss teaching attention at coordinate digits to look at the answer's point "
         "(e.g. 1 when training a tiny model from scratch; 0: off)",
+    )
+    ft.add_argument(
+        "--place-weight",
+        type=float,
+        default=0.0,
+        help="weight of a loss making each whole-image token's features say where it is (a fixed sine-cosine "
+        "read-out; e.g. 1 when training a tiny model from scratch; 0: off)",
     )
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")

@@ -172,6 +172,11 @@ def test_the_learning_curve_adds_a_digit_panel_when_the_history_has_digit_losses
     with_attend = [h | {"attend": 3.0 - h["step"] / 100} for h in with_digits]
     colours = Image.open(plot_history(with_attend, tmp_path / "attend.png")).convert("RGB").getcolors(1 << 20)
     assert any(colour == teal for _, colour in colours)  # the attention loss line is drawn
+    magenta = (200, 40, 120)
+    assert not any(colour == magenta for _, colour in colours)
+    with_place = [h | {"place": 0.5 - h["step"] / 1000} for h in with_digits]
+    colours = Image.open(plot_history(with_place, tmp_path / "place.png")).convert("RGB").getcolors(1 << 20)
+    assert any(colour == magenta for _, colour in colours)  # the place loss line is drawn
     assert plot_history([], tmp_path / "empty.png") is None
 
 
@@ -289,3 +294,60 @@ def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path):
     assert "eager" not in (tmp_path / "final" / "config.json").read_text()  # inference keeps its default
     with pytest.raises(FinetuneError, match="attend_weight"):
         _config(tiny_dir, tmp_path, attend_weight=-1)
+
+
+def test_place_targets_are_the_centres_of_the_whole_image_view_tokens(tiny_dir):
+    """Each low-resolution token gets its cell centre; crop tokens and text get none (NaN)."""
+    from transformers import AutoProcessor
+
+    from molmo_agent.training.batches import IMAGE_PATCH_TOKEN, TurnCollator, view_cells
+    from molmo_agent.training.examples import shapes_example
+
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    batch = TurnCollator(processor, place_targets=True)([shapes_example(5, "molmo2", max_shapes=2)])
+    patch_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_PATCH_TOKEN)
+    image_positions = (batch["input_ids"][0] == patch_id).nonzero().flatten().tolist()
+    (rows, cols), (crop_rows, crop_cols) = view_cells(batch["image_grids"][0].tolist())
+    target = batch["place_target"][0]
+    placed = (~target[:, 0].isnan()).nonzero().flatten().tolist()
+    assert placed == image_positions[: rows * cols] and crop_rows * crop_cols > 0
+    first, right, below = target[placed[0]], target[placed[1]], target[placed[cols]]
+    assert first.tolist() == pytest.approx([0.5 / cols, 0.5 / rows])
+    assert float(right[0] - first[0]) == pytest.approx(1 / cols) and float(right[1]) == float(first[1])
+    assert float(below[1] - first[1]) == pytest.approx(1 / rows) and float(below[0]) == float(first[0])
+    assert "place_target" not in TurnCollator(processor)([shapes_example(5, "molmo2")])
+
+
+def test_place_loss_is_low_only_when_the_features_carry_the_code():
+    from molmo_agent.training.trainer import place_code, place_loss, place_readout
+
+    width, placed = 64, 30
+    readout = place_readout(width)
+    assert torch.allclose(readout @ readout.T, torch.eye(readout.shape[0]), atol=1e-5)
+    xy = torch.rand(1, placed, 2)
+    target = torch.cat([xy, torch.full((1, 5, 2), float("nan"))], dim=1)  # 5 tokens without a place
+    noise = torch.randn(1, placed + 5, width)
+    code = place_code(xy[0])  # (placed, 8): four angles, so |code|^2 = 4
+    # features = the code along the read-out plus noise off it, scaled so that RMS-normalising leaves the
+    # code's length as it is: c^2 * 4 + |n|^2 = width * c^2
+    off = noise - (noise @ readout.T) @ readout
+    scale = off[0, :placed].norm(dim=-1, keepdim=True) / (width - 4) ** 0.5
+    carrying = off.clone()
+    carrying[0, :placed] += scale * (code @ readout)
+    assert float(place_loss(carrying, target, readout)) < 1e-6
+    assert float(place_loss(noise, target, readout)) > 0.3  # random features: about the code's variance
+    shifted = place_code(torch.remainder(xy[0] + 0.25, 1.0))  # the code of places a quarter image away
+    wrong = off.clone()
+    wrong[0, :placed] += scale * (shifted @ readout)
+    assert float(place_loss(wrong, target, readout)) > 0.5
+    assert place_loss(noise, torch.full((1, placed + 5, 2), float("nan")), readout) is None
+    assert place_readout(width).equal(readout)  # seeded: a resumed run scores the same read-out
+
+
+def test_place_supervision_trains_the_image_features(tiny_dir, tmp_path):
+    """With --place-weight the history logs the place loss, and it falls as the features learn it."""
+    finetune(_config(tiny_dir, tmp_path, data=("shapes:max1",), steps=40, save_every=40, place_weight=1.0))
+    place = [h["place"] for h in _history(tmp_path) if "place" in h]
+    assert len(place) == 4 and place[-1] < 0.8 * place[0], place
+    with pytest.raises(FinetuneError, match="place_weight"):
+        _config(tiny_dir, tmp_path, place_weight=-1)

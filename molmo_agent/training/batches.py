@@ -184,17 +184,18 @@ def chw_pixels(example: Example) -> torch.Tensor:
 class TurnCollator:
     """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only."""
 
-    def __init__(self, processor, attention_targets: bool = False) -> None:
+    def __init__(self, processor, attention_targets: bool = False, place_targets: bool = False) -> None:
         self.processor = processor
         tokenizer = processor.tokenizer
         vocab = tokenizer.get_vocab()
         self.end_of_turn = END_OF_TURN if END_OF_TURN in vocab else tokenizer.eos_token
         self.tokenizer = tokenizer
         self.attention_targets = attention_targets
+        self.place_targets = place_targets
         self.image_patch_id = vocab.get(IMAGE_PATCH_TOKEN)
-        if attention_targets and self.image_patch_id is None:
+        if (attention_targets or place_targets) and self.image_patch_id is None:
             raise DataError(
-                f"attention targets need the {IMAGE_PATCH_TOKEN} token, which this tokenizer lacks"
+                f"attention and place targets need the {IMAGE_PATCH_TOKEN} token, which this tokenizer lacks"
             )
 
     def prompt_text(self, example: Example) -> str:
@@ -226,7 +227,36 @@ class TurnCollator:
         batch["labels"] = labels
         if self.attention_targets:
             _pack_attention_targets(batch, queries)
+        if self.place_targets:
+            batch["place_target"] = self._place_targets(batch)
         return batch
+
+    def _image_layout(
+        self, batch: dict[str, torch.Tensor], row: int
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Sequence positions of a row's image tokens and its views' (rows, columns); no positions when
+        the two disagree (a layout this code does not know: no target rather than a wrong one)."""
+        image_positions = (batch["input_ids"][row] == self.image_patch_id).nonzero().flatten().tolist()
+        cells = view_cells(batch["image_grids"][row].tolist())
+        if len(image_positions) != sum(rows * cols for rows, cols in cells):
+            return [], cells
+        return image_positions, cells
+
+    def _place_targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``place_target`` (B, L, 2): the (x, y) centre, in fractions of the image, of every token of the
+        low-resolution whole-image view; NaN elsewhere. Only that view: each high-resolution crop goes
+        through the ViT on its own, with the same position embeddings, so which crop a token came from is
+        not in its features and would make the target unreachable."""
+        target = torch.full((*batch["input_ids"].shape, 2), float("nan"))
+        for row in range(batch["input_ids"].shape[0]):
+            image_positions, cells = self._image_layout(batch, row)
+            if not image_positions:
+                continue
+            rows, cols = cells[0]
+            ys, xs = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+            centres = torch.stack([(xs.flatten() + 0.5) / cols, (ys.flatten() + 0.5) / rows], dim=1)
+            target[row, image_positions[: rows * cols]] = centres
+        return target
 
     def _attention_queries(
         self, batch: dict[str, torch.Tensor], row: int, example: Example, answer: list[int], start: int
@@ -238,10 +268,9 @@ class TurnCollator:
         digits = coordinate_digit_tokens(decoded_pieces(answer, self.tokenizer))
         if not digits or max(d.point for d in digits) >= len(points):
             return []
-        image_positions = (batch["input_ids"][row] == self.image_patch_id).nonzero().flatten().tolist()
-        cells = view_cells(batch["image_grids"][row].tolist())
-        if len(image_positions) != sum(rows * cols for rows, cols in cells):
-            return []  # an unknown layout: no target rather than a wrong one
+        image_positions, cells = self._image_layout(batch, row)
+        if not image_positions:
+            return []
         targets = []
         for point in points:
             x, y = point.x / width, point.y / height

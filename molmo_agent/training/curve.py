@@ -8,11 +8,17 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 _COLOURS = ((220, 50, 47), (40, 100, 220), (60, 170, 70), (130, 70, 190))
-_DIGIT_COLOURS = {"hundreds": (230, 120, 20), "tens": (130, 70, 190), "attend": (30, 150, 150)}
+_DIGIT_COLOURS = {
+    "hundreds": (230, 120, 20),
+    "tens": (130, 70, 190),
+    "attend": (30, 150, 150),
+    "place": (200, 40, 120),
+}
 _DIGIT_LABELS = {
     "hundreds": "hundreds place",
     "tens": "tens place",
     "attend": "attention loss (--attend-weight)",
+    "place": "place loss (--place-weight)",
 }
 _DIGIT_PANEL = 200
 _DIGIT_TOP_NATS = 3.0
@@ -25,7 +31,7 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
 
     losses = [(h["step"], h["loss"]) for h in history if h.get("loss")]
     evals = [(h["step"], h["eval"]) for h in history if h.get("eval")]
-    digits = [(h["step"], h["digits"] | _attend(h)) for h in history if h.get("digits")]
+    digits = [(h["step"], h["digits"] | _auxiliary(h)) for h in history if h.get("digits")]
     if not losses and not evals:
         return None
     width, height = size
@@ -72,8 +78,9 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
     return path
 
 
-def _attend(record: dict) -> dict[str, float]:
-    return {"attend": record["attend"]} if "attend" in record else {}
+def _auxiliary(record: dict) -> dict[str, float]:
+    """The auxiliary losses a record has (``attend``, ``place``): drawn in the digit panel with them."""
+    return {name: record[name] for name in ("attend", "place") if name in record}
 
 
 def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of, box: tuple) -> None:
