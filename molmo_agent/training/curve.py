@@ -85,7 +85,8 @@ def _auxiliary(record: dict) -> dict[str, float]:
 
 def _digit_panel(draw: ImageDraw.ImageDraw, digits: list[tuple[int, dict]], x_of, box: tuple) -> None:
     """Hundreds and tens digit losses (running mean of 10 records) against the ln 10 chance line, and the
-    attention loss when the run had one (it falls first: the model learns where to look, then the digits)."""
+    auxiliary losses the run had (the attention loss falls first: the model learns where to look, then the
+    digits; the place loss is the mean squared error of the position code, 0.5 for features without one)."""
     left, right, top, bottom = box
 
     def y_of(nats: float) -> float:
