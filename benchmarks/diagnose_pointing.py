@@ -35,7 +35,14 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
-from molmo_agent.training.batches import Mixture, SourceSpec, TurnCollator, chw_pixels, view_cells  # noqa: E402
+from molmo_agent.training.batches import (  # noqa: E402
+    Mixture,
+    SourceSpec,
+    TurnCollator,
+    cell_centres,
+    chw_pixels,
+    view_cells,
+)
 from molmo_agent.training.examples import Example  # noqa: E402
 
 
@@ -51,7 +58,7 @@ def _cells(grid: list[int]) -> list[tuple[float, float]]:
     """Centre (x, y) in 0-1 of every image token, global view first, then the crop view(s)."""
     centres = []
     for rows, cols in view_cells(grid):
-        centres += [((c + 0.5) / cols, (r + 0.5) / rows) for r in range(rows) for c in range(cols)]
+        centres += cell_centres(rows, cols)
     return centres
 
 

@@ -253,9 +253,7 @@ class TurnCollator:
             if not image_positions:
                 continue
             rows, cols = cells[0]
-            ys, xs = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
-            centres = torch.stack([(xs.flatten() + 0.5) / cols, (ys.flatten() + 0.5) / rows], dim=1)
-            target[row, image_positions[: rows * cols]] = centres
+            target[row, image_positions[: rows * cols]] = torch.tensor(cell_centres(rows, cols))
         return target
 
     def _attention_queries(
@@ -283,6 +281,12 @@ def view_cells(grid: list[int]) -> list[tuple[int, int]]:
     lays out the whole image at low resolution first, then the high-resolution crops stitched into one
     grid, each in row-major order."""
     return [(grid[0], grid[1]), (grid[2], grid[3])]
+
+
+def cell_centres(rows: int, cols: int) -> list[tuple[float, float]]:
+    """Centre (x, y), in fractions of the image, of each token of a view of ``rows`` x ``cols``, in the
+    row-major order Molmo2 lays them out."""
+    return [((c + 0.5) / cols, (r + 0.5) / rows) for r in range(rows) for c in range(cols)]
 
 
 def _cell_tokens(cells: list[tuple[int, int]], x: float, y: float, image_positions: list[int]) -> list[int]:
