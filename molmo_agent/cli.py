@@ -488,7 +488,16 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument(
         "--preset",
         default="tiny",
-        choices=["tiny", "small", "medium", "pointer", "pointer-224", "pointer-fine", "pointer-words"],
+        choices=[
+            "tiny",
+            "small",
+            "medium",
+            "pointer",
+            "pointer-224",
+            "pointer-fine",
+            "pointer-words",
+            "pointer-numbers",
+        ],
     )
     tiny.add_argument("--seed", type=int, default=0)
     return parser

@@ -1,5 +1,6 @@
 """The tiny models' tokenizers: every coordinate digit one token; the word vocabulary learnt from the
-training texts makes colour, shape and format words single tokens and still round-trips any text."""
+training texts makes colour, shape and format words single tokens and still round-trips any text; the
+``numbers`` vocabulary makes each whole coordinate one token whose output row starts near its neighbours'."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from molmo_agent.backends.tiny_molmo2 import IMAGE_SPECIAL_TOKENS, PRESETS, TinyMolmo2Spec, _build_tokenizer
+from molmo_agent.backends.tiny_molmo2 import (
+    IMAGE_SPECIAL_TOKENS,
+    PRESETS,
+    TinyMolmo2Spec,
+    _build_tokenizer,
+    build_tiny_molmo2,
+)
+from molmo_agent.training.answer_tokens import coordinate_digit_tokens
 from molmo_agent.training.examples import synthetic_gui_example
 
 ANSWER = '<points coords="1 1 551 128">the teal hexagon icon</points>'
@@ -46,6 +54,51 @@ def test_word_vocabulary_makes_names_single_tokens_and_shortens_prompts(word_tok
     assert min(tokenizer.convert_tokens_to_ids(list(IMAGE_SPECIAL_TOKENS))) >= vocab_size
 
 
+@pytest.fixture(scope="module")
+def number_tokenizer():
+    return _build_tokenizer(replace(PRESETS["tiny"], tokenizer="numbers"))
+
+
+def test_number_vocabulary_makes_each_coordinate_one_token(number_tokenizer):
+    tokenizer, vocab_size = number_tokenizer
+    answer = '<points coords="1 1 551 128 2 007 1000">the teal hexagon icon</points>'
+    pieces = _pieces(tokenizer, answer)
+    numbers = [p for p in pieces if any(c.isdigit() for c in p)]
+    assert numbers == ["1", "1", "551", "128", "2", "007", "100", "0"]
+    assert " hexagon" in pieces
+    for text in (answer, "Click(45.3, 71.2) in 2026", "Ünïcode 😀 0042"):
+        assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+    # every value is generatable, the image tokens still come after them
+    assert max(tokenizer.convert_tokens_to_ids(["000", "999", "<|im_end|>"])) < vocab_size
+    assert min(tokenizer.convert_tokens_to_ids(list(IMAGE_SPECIAL_TOKENS))) >= vocab_size
+    # the digit meter and the attention targets see whole-coordinate tokens as place "value"
+    found = coordinate_digit_tokens(pieces)
+    assert [(pieces[d.token], d.point, d.place) for d in found] == [
+        ("551", 0, "value"),
+        ("128", 0, "value"),
+        ("007", 1, "value"),
+    ]
+
+
+def test_number_rows_start_smooth_in_the_value(tmp_path):
+    """Neighbouring values' output rows start alike and far ones unalike, so the head's scores are a bump
+    around a value; the code is seeded, so two builds agree."""
+    import torch
+    from safetensors.torch import load_file
+
+    spec = replace(PRESETS["tiny"], tokenizer="numbers")
+    first = build_tiny_molmo2(tmp_path / "a", spec)
+    tokenizer, _ = _build_tokenizer(spec)
+    ids = tokenizer.convert_tokens_to_ids(["500", "503", "520", "600", "900"])
+    weights = load_file(first / "model.safetensors")
+    head = next(w for name, w in weights.items() if name.endswith("lm_head.weight"))
+    rows = torch.nn.functional.normalize(head[ids], dim=1)
+    near, middle, far, farthest = (rows[1:] @ rows[0]).tolist()
+    assert near > 0.8 > middle > far and max(abs(far), abs(farthest)) < 0.4
+    again = load_file(build_tiny_molmo2(tmp_path / "b", spec) / "model.safetensors")
+    assert torch.equal(next(w for n, w in again.items() if n.endswith("lm_head.weight")), head)
+
+
 def test_word_vocabulary_is_deterministic(word_tokenizer):
     again, _ = _build_tokenizer(replace(PRESETS["tiny"], tokenizer="words"))
     assert again.get_vocab() == word_tokenizer[0].get_vocab()
@@ -56,16 +109,16 @@ def test_unknown_tokenizer_kind_is_refused():
         TinyMolmo2Spec(tokenizer="sentencepiece")
 
 
-def test_a_word_vocabulary_model_trains_and_answers_through_the_library(tmp_path):
-    """The whole path with the learnt vocabulary: build, finetune (answer tokens located after the
-    prompt, digit-place losses read), reload with ``ma.load_model`` and point."""
+@pytest.mark.parametrize(("kind", "meter"), [("words", "hundreds"), ("numbers", "value")])
+def test_a_learnt_vocabulary_model_trains_and_answers_through_the_library(tmp_path, kind, meter):
+    """The whole path with a learnt vocabulary: build, finetune (answer tokens located after the
+    prompt, digit-place or value losses read), reload with ``ma.load_model`` and point."""
     import numpy as np
 
     import molmo_agent as ma
-    from molmo_agent.backends.tiny_molmo2 import build_tiny_molmo2
     from molmo_agent.training import FinetuneConfig, finetune
 
-    init = build_tiny_molmo2(tmp_path / "init", replace(PRESETS["tiny"], tokenizer="words"))
+    init = build_tiny_molmo2(tmp_path / "init", replace(PRESETS["tiny"], tokenizer=kind))
     config = FinetuneConfig(
         model=str(init),
         out_dir=tmp_path / "run",
@@ -81,7 +134,7 @@ def test_a_word_vocabulary_model_trains_and_answers_through_the_library(tmp_path
     records = [
         line for line in (config.out_dir / "history.jsonl").read_text().splitlines() if "digits" in line
     ]
-    assert records and '"hundreds"' in records[-1]
+    assert records and f'"{meter}"' in records[-1]
     model = ma.load_model(str(final), device="cpu")
     points = model.point(np.zeros((64, 96, 3), np.uint8), "the red square")
     assert isinstance(points, list)

@@ -7,9 +7,11 @@ small size, which then loads exactly like ``allenai/Molmo2-8B``.
 
 The default tokenizer is byte-level with no merges: one token per byte, so every digit of a coordinate is
 its own token and any text (including non-ASCII) round-trips. ``tokenizer="words"`` learns a small byte-level
-BPE from the training sources' texts instead (whole words, still one token per digit). Image special
-tokens live in Molmo2's "additional vocabulary" (ids >= ``vocab_size``), which the output head cannot
-produce, as in the released models.
+BPE from the training sources' texts instead (whole words, still one token per digit). ``tokenizer="numbers"``
+is that vocabulary plus one token for every zero-padded coordinate "000" ... "999", whose output rows start
+as a sine-cosine code of the value (see :func:`value_code`). Image special tokens live in Molmo2's
+"additional vocabulary" (ids >= ``vocab_size``), which the output head cannot produce, as in the released
+models.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ CHAT_TEMPLATE = (
 )
 
 
+TOKENIZER_KINDS = ("bytes", "words", "numbers")
+NUMBER_TOKENS = tuple(f"{value:03d}" for value in range(1000))
+"""The ``numbers`` tokenizer's coordinate tokens: Molmo2 writes per-mille coordinates zero-padded to three
+digits, so each of these is one whole coordinate (a 1000 is written "100" + "0")."""
+VALUE_CODE_CYCLES = (0.5, 1, 2, 4, 8, 16, 32, 64)
+"""Cycles per 1,000 of the value code: the slowest tells the halves of the image apart, the fastest
+(a period of ~16 per mille) neighbouring values within an icon."""
+
+
 @dataclass(frozen=True)
 class TinyMolmo2Spec:
     """Shape of a tiny Molmo2. Defaults give a ~1 MB model that runs in milliseconds on a CPU.
@@ -96,7 +107,8 @@ class TinyMolmo2Spec:
     tokenizer: str = "bytes"
     """``bytes``: one token per byte (no merges). ``words``: a byte-level BPE learnt from the training
     sources' prompts and answers (``training.examples.supervision_texts``), so colour, shape and format
-    words are single tokens, while every digit stays a token of its own."""
+    words are single tokens, while every digit stays a token of its own. ``numbers``: ``words`` plus one
+    token per three-digit coordinate, so a coordinate is one choice among 1,000 neighbouring values."""
     word_vocab_size: int = 600
     sincos_positions: bool = False
     """Start the ViT's position embeddings as a 2-D sine-cosine grid (training from scratch learns where
@@ -111,8 +123,8 @@ class TinyMolmo2Spec:
             raise ValueError(
                 f"crop of {patches} patches leaves no window with overlap margins {self.overlap_margins}"
             )
-        if self.tokenizer not in ("bytes", "words"):
-            raise ValueError(f"tokenizer must be 'bytes' or 'words', got {self.tokenizer!r}")
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer must be one of {TOKENIZER_KINDS}, got {self.tokenizer!r}")
         for width, heads in ((self.vit_width, self.vit_heads), (self.text_width, self.text_heads)):
             if width % heads:
                 raise ValueError(f"width {width} is not divisible by {heads} heads")
@@ -149,6 +161,9 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
     "pointer-224": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True),
     "pointer-fine": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True, pooling_size=(1, 1)),
     "pointer-words": replace(_SMALL, crop_size=224, max_crops=2, sincos_positions=True, tokenizer="words"),
+    "pointer-numbers": replace(
+        _SMALL, crop_size=224, max_crops=2, sincos_positions=True, tokenizer="numbers"
+    ),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
 (a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
@@ -156,7 +171,9 @@ at 140x224 without squashing its icons: small enough to train on a CPU, sharp en
 ``pointer-224`` the same network on 224-px crops, where a phone icon spans 2-3 ViT patches instead of one
 (see docs/training/README.md: at 140 px the tens digit of a coordinate stays at chance); ``pointer-fine``
 that view without 2x2 pooling, one language-model token per patch (~4x the image tokens); ``pointer-words``
-the ``pointer-224`` network with the learnt word vocabulary (a prompt is ~7 tokens instead of ~31)."""
+the ``pointer-224`` network with the learnt word vocabulary (a prompt is ~7 tokens instead of ~31);
+``pointer-numbers`` adds a token per coordinate value whose output rows start as a smooth code of the
+value, so the network learns one regression-like choice instead of three digits (docs/training)."""
 
 
 def _byte_backend():
@@ -201,7 +218,11 @@ def _build_tokenizer(spec: TinyMolmo2Spec | None = None):
     from transformers import PreTrainedTokenizerFast
 
     spec = spec or TinyMolmo2Spec()
-    backend = _word_backend(spec.word_vocab_size) if spec.tokenizer == "words" else _byte_backend()
+    backend = _byte_backend() if spec.tokenizer == "bytes" else _word_backend(spec.word_vocab_size)
+    if spec.tokenizer == "numbers":
+        # Added tokens are matched in the raw text before the digit-splitting pre-tokenizer, so a padded
+        # coordinate becomes one token while shorter numbers keep one token per digit.
+        backend.add_tokens(list(NUMBER_TOKENS))
     vocab = backend.get_vocab()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -318,6 +339,8 @@ def build_tiny_molmo2(out_dir: str | Path, spec: TinyMolmo2Spec | None = None) -
     model = Molmo2ForConditionalGeneration(config).eval()
     if spec.sincos_positions:
         _init_sincos_positions(model, spec)
+    if spec.tokenizer == "numbers":
+        _init_number_rows(model, tokenizer, spec)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -361,6 +384,38 @@ def _init_sincos_positions(model, spec: TinyMolmo2Spec) -> None:
                 parameter.copy_(sincos_grid(grid, parameter.shape[1]) * 0.5)
             return
     raise RuntimeError("the Molmo2 vision tower has no positional_embedding parameter")
+
+
+def value_code(values: torch.Tensor) -> torch.Tensor:
+    """``(N, 2 * len(VALUE_CODE_CYCLES))`` sines and cosines of per-mille ``values`` at each of
+    ``VALUE_CODE_CYCLES`` cycles per 1,000. The dot product of two codes is a sum of cosines of their
+    difference: largest when equal and falling off with distance, so rows built from it make the output
+    head's scores a smooth bump around a value instead of 1,000 unrelated classes."""
+    import torch
+
+    cycles = torch.tensor(VALUE_CODE_CYCLES, dtype=torch.float64)
+    angles = values.double()[:, None] * cycles[None, :] * (2 * torch.pi / 1000.0)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def _init_number_rows(model, tokenizer, spec: TinyMolmo2Spec) -> None:
+    """Start each coordinate token's output row (and input embedding) as its value's code in a fixed,
+    seeded subspace, scaled to the size of the random rows around it.
+
+    Why: a from-scratch model with one token per value must otherwise learn that 523 is next to 524
+    from examples of each; with the code, pushing the hidden state towards one value's row raises its
+    neighbours too, so what is learnt about one value carries to the values around it."""
+    import torch
+
+    ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(NUMBER_TOKENS)))
+    code = value_code(torch.arange(len(NUMBER_TOKENS)))
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    for matrix in (model.lm_head.weight, model.get_input_embeddings().weight):
+        basis, _ = torch.linalg.qr(torch.randn(matrix.shape[1], code.shape[1], generator=generator))
+        with torch.no_grad():
+            row_norm = matrix.norm(dim=1).mean()
+            rows = code @ basis.T  # (1000, width), every row of norm sqrt(len(cycles))
+            matrix[ids] = rows * (row_norm / rows.norm(dim=1, keepdim=True)) * 2 + matrix[ids] * 0.25
 
 
 def _spec_dict(spec: TinyMolmo2Spec) -> dict:

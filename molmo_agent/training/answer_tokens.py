@@ -12,25 +12,28 @@ from dataclasses import dataclass
 
 _COORDS = re.compile(r'coords="([^"]*)"')
 PLACES = ("hundreds", "tens", "units")
+VALUE = "value"
+"""The place of a coordinate written as one token (the ``numbers`` tokenizer): all three digits at once."""
 
 
 @dataclass(frozen=True)
 class DigitToken:
-    """One coordinate digit that is a token of its own."""
+    """One coordinate digit that is a token of its own, or a whole coordinate that is one token."""
 
     token: int
     """Index of the token among the answer's tokens."""
     point: int
     """Which point of the answer (0-based, in order of appearance) the digit belongs to."""
     place: str
-    """``hundreds``, ``tens`` or ``units``."""
+    """``hundreds``, ``tens``, ``units``, or ``value`` for a three-digit coordinate token."""
 
 
 def coordinate_digit_tokens(pieces: list[str]) -> list[DigitToken]:
     """The coordinate digits among an answer's tokens, given each token's decoded text.
 
     Only three-digit numbers count (x and y; frame and point indices are not padded), and only digits that
-    are a token alone (a tokenizer that merged "36" would give no per-digit reading). Points are numbered
+    are a token alone (a tokenizer that merged "36" would give no per-digit reading) or whole numbers that
+    are one token (place ``value``). Points are numbered
     across every ``coords`` attribute of the answer, an x and a y per point.
     """
     text, owner = "", []
@@ -43,6 +46,11 @@ def coordinate_digit_tokens(pieces: list[str]) -> list[DigitToken]:
         offset = match.start(1)
         for number in re.finditer(r"\d+", match.group(1)):
             if len(number.group()) != 3:
+                continue
+            token = owner[offset + number.start()]
+            if pieces[token].strip() == number.group():
+                found.append(DigitToken(token, values // 2, VALUE))
+                values += 1
                 continue
             for place, char_index in zip(PLACES, range(number.start(), number.end()), strict=True):
                 token = owner[offset + char_index]

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import MolmoAgentError
-from .answer_tokens import PLACES, coordinate_digit_tokens, decoded_pieces
+from .answer_tokens import PLACES, VALUE, coordinate_digit_tokens, decoded_pieces
 from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
 
 logger = logging.getLogger(__name__)
@@ -427,18 +427,20 @@ def coordinate_digit_losses(token_losses: torch.Tensor, labels: torch.Tensor, to
     echoed label are learnt within a few hundred steps and then cost nothing, the units digit stays near
     chance (ln 10 = 2.30) at any useful resolution, so the hundreds and the tens digits (which tenth, which
     hundredth of the image) are the numbers that say whether pointing is being learnt. Answers in other
-    formats (v1's percent attributes, actions) contribute nothing; empty places are left out.
+    formats (v1's percent attributes, actions) contribute nothing; empty places are left out. A tokenizer
+    with one token per coordinate reports it as ``value`` (chance: ln 1000 = 6.91).
     """
     token_losses, labels = token_losses.float().cpu(), labels.cpu()  # one copy, not a sync per token
-    sums = dict.fromkeys(PLACES, 0.0)
-    counts = dict.fromkeys(PLACES, 0)
+    places = (*PLACES, VALUE)
+    sums = dict.fromkeys(places, 0.0)
+    counts = dict.fromkeys(places, 0)
     for row in range(labels.shape[0]):
         positions = (labels[row] != IGNORE_INDEX).nonzero().flatten().tolist()
         pieces = decoded_pieces([int(labels[row, p]) for p in positions], tokenizer)
         for digit in coordinate_digit_tokens(pieces):
             sums[digit.place] += float(token_losses[row, positions[digit.token]])
             counts[digit.place] += 1
-    return {place: round(sums[place] / counts[place], 4) for place in PLACES if counts[place]}
+    return {place: round(sums[place] / counts[place], 4) for place in places if counts[place]}
 
 
 def _batches(config: FinetuneConfig, processor, start_batch: int):
