@@ -177,6 +177,11 @@ def test_the_learning_curve_adds_a_digit_panel_when_the_history_has_digit_losses
     with_place = [h | {"place": 0.5 - h["step"] / 1000} for h in with_digits]
     colours = Image.open(plot_history(with_place, tmp_path / "place.png")).convert("RGB").getcolors(1 << 20)
     assert any(colour == magenta for _, colour in colours)  # the place loss line is drawn
+    brown = (120, 80, 10)
+    assert not any(colour == brown for _, colour in colours)
+    with_value = [h | {"digits": {"value": 6.9 - h["step"] / 100}} for h in plain]
+    colours = Image.open(plot_history(with_value, tmp_path / "value.png")).convert("RGB").getcolors(1 << 20)
+    assert any(colour == brown for _, colour in colours)  # a one-token coordinate's loss, per digit
     assert plot_history([], tmp_path / "empty.png") is None
 
 

@@ -11,12 +11,14 @@ _COLOURS = ((220, 50, 47), (40, 100, 220), (60, 170, 70), (130, 70, 190))
 _DIGIT_COLOURS = {
     "hundreds": (230, 120, 20),
     "tens": (130, 70, 190),
+    "value": (120, 80, 10),
     "attend": (30, 150, 150),
     "place": (200, 40, 120),
 }
 _DIGIT_LABELS = {
     "hundreds": "hundreds place",
     "tens": "tens place",
+    "value": "whole coordinate / 3 (per digit)",
     "attend": "attention loss (--attend-weight)",
     "place": "place loss (--place-weight)",
 }
@@ -31,7 +33,7 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
 
     losses = [(h["step"], h["loss"]) for h in history if h.get("loss")]
     evals = [(h["step"], h["eval"]) for h in history if h.get("eval")]
-    digits = [(h["step"], h["digits"] | _auxiliary(h)) for h in history if h.get("digits")]
+    digits = [(h["step"], _per_digit(h["digits"]) | _auxiliary(h)) for h in history if h.get("digits")]
     if not losses and not evals:
         return None
     width, height = size
@@ -76,6 +78,12 @@ def plot_history(history: list[dict], path: Path, size: tuple[int, int] = (900, 
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+def _per_digit(digits: dict[str, float]) -> dict[str, float]:
+    """A whole-coordinate token's loss (``value``) divided by its three digits, so it reads on the same
+    axis and against the same ln 10 chance line as the digit places of a one-token-per-digit model."""
+    return {place: nats / 3 if place == "value" else nats for place, nats in digits.items()}
 
 
 def _auxiliary(record: dict) -> dict[str, float]:
