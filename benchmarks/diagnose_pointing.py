@@ -93,7 +93,8 @@ def linear_r2(features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
 
 def routing(model, processor, examples: list[Example]) -> tuple[list[float], list[float]]:
     """Uses the training's own attention targets (``TurnCollator(attention_targets=True)``): the first
-    supervised position is the one before the x coordinate's hundreds digit."""
+    supervised position is the one before the x coordinate's hundreds digit (or before the whole x
+    coordinate, with the ``numbers`` tokenizer's one token per coordinate)."""
     batch = TurnCollator(processor, attention_targets=True)(examples)
     batch.pop("labels")
     queries, targets = batch.pop("attend_query"), batch.pop("attend_target")

@@ -497,6 +497,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "pointer-fine",
             "pointer-words",
             "pointer-numbers",
+            "pointer-numbers-fine",
         ],
     )
     tiny.add_argument("--seed", type=int, default=0)

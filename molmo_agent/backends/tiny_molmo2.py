@@ -164,6 +164,9 @@ PRESETS: dict[str, TinyMolmo2Spec] = {
     "pointer-numbers": replace(
         _SMALL, crop_size=224, max_crops=2, sincos_positions=True, tokenizer="numbers"
     ),
+    "pointer-numbers-fine": replace(
+        _SMALL, crop_size=168, max_crops=2, sincos_positions=True, tokenizer="numbers", pooling_size=(1, 1)
+    ),
 }
 """Named sizes: ``tiny`` for tests, ``small``/``medium`` for benchmarks, ``pointer`` for the embedded default
 (a 140-px view of the whole image plus two 140-px crops along its long side, so a phone screen is seen
@@ -173,7 +176,10 @@ at 140x224 without squashing its icons: small enough to train on a CPU, sharp en
 that view without 2x2 pooling, one language-model token per patch (~4x the image tokens); ``pointer-words``
 the ``pointer-224`` network with the learnt word vocabulary (a prompt is ~7 tokens instead of ~31);
 ``pointer-numbers`` adds a token per coordinate value whose output rows start as a smooth code of the
-value, so the network learns one regression-like choice instead of three digits (docs/training)."""
+value, so the network learns one regression-like choice instead of three digits (docs/training);
+``pointer-numbers-fine`` sees a phone screen through 168-px crops without pooling (12x12 whole-image tokens,
+20x12 high-resolution ones, ~34 px each): tapping the centre of the token that holds a SyntheticGui icon's
+centre lands inside it on 99% of screens, against 77% with ``pointer-224``'s 2x2-pooled tokens."""
 
 
 def _byte_backend():
@@ -294,10 +300,11 @@ def _build_config(spec: TinyMolmo2Spec, tokenizer, vocab_size: int):
     return config
 
 
-def _build_processor(spec: TinyMolmo2Spec, tokenizer):
-    from transformers import Molmo2ImageProcessor, Molmo2Processor, Molmo2VideoProcessor
+def image_processor_for(spec: TinyMolmo2Spec):
+    """The Molmo2 image processor a model of ``spec`` ships with (crops, patches, pooling)."""
+    from transformers import Molmo2ImageProcessor
 
-    image_processor = Molmo2ImageProcessor(
+    return Molmo2ImageProcessor(
         size={"height": spec.crop_size, "width": spec.crop_size},
         patch_size=spec.patch_size,
         max_crops=spec.max_crops,
@@ -306,6 +313,12 @@ def _build_processor(spec: TinyMolmo2Spec, tokenizer):
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )
+
+
+def _build_processor(spec: TinyMolmo2Spec, tokenizer):
+    from transformers import Molmo2Processor, Molmo2VideoProcessor
+
+    image_processor = image_processor_for(spec)
     video_processor = Molmo2VideoProcessor(
         size={"height": spec.crop_size, "width": spec.crop_size},
         patch_size=spec.patch_size,
