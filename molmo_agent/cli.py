@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .backends.tiny_molmo2 import PRESETS
 from .errors import MolmoAgentError
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "sample.png"
@@ -488,17 +489,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument(
         "--preset",
         default="tiny",
-        choices=[
-            "tiny",
-            "small",
-            "medium",
-            "pointer",
-            "pointer-224",
-            "pointer-fine",
-            "pointer-words",
-            "pointer-numbers",
-            "pointer-numbers-fine",
-        ],
+        choices=list(PRESETS),
     )
     tiny.add_argument("--seed", type=int, default=0)
     return parser

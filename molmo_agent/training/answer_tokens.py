@@ -33,8 +33,8 @@ def coordinate_digit_tokens(pieces: list[str]) -> list[DigitToken]:
 
     Only three-digit numbers count (x and y; frame and point indices are not padded), and only digits that
     are a token alone (a tokenizer that merged "36" would give no per-digit reading) or whole numbers that
-    are one token (place ``value``). Points are numbered
-    across every ``coords`` attribute of the answer, an x and a y per point.
+    are one token (place ``value``). Points are numbered across every ``coords`` attribute of the answer,
+    an x and a y per point.
     """
     text, owner = "", []
     for index, piece in enumerate(pieces):
