@@ -6,8 +6,11 @@
 # on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
-# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer-words: 224-px
-# crops and the learnt word vocabulary; pointer-224 with bytes, pointer for 140 px, pointer-fine unpooled),
+# this checkpoint, e.g. molmo_agent/default_model, instead of a fresh model), PRESET (pointer-numbers-fine:
+# 168-px unpooled crops, so a token is ~34 px of a phone screen and the right token's centre lies inside the
+# named icon on 99% of screens (benchmarks/token_grid_ceiling.py; 77% for the 2x2-pooled 224-px presets),
+# and one token per coordinate value; pointer-words the 224-px pooled model with one token per digit,
+# pointer-224 with bytes, pointer for 140 px, pointer-fine unpooled 224 px),
 # VISION_LR_SCALE (0.1: the ViT and adapter at a tenth of the lr, which keeps the image features from
 # blowing up; see docs/training/README.md), ATTEND_WEIGHT (1: teach the attention at coordinate digits to
 # look at the answer's point, which ends the loss plateau of a from-scratch model; 0 turns it off),
@@ -31,7 +34,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 MIX=${MIX:-"shapes:max1=0.15 shapes:max4=0.15 synthetic_gui:icon,d0,fill,phone=0.3 synthetic_gui:icon,phone=0.1 synthetic_gui:icon=0.05 tabletop:max1=0.05 tabletop=0.2"}
 mix=(); for source in $MIX; do mix+=(--data "$source"); done
-if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer-words}"); fi
+if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset "${PRESET:-pointer-numbers-fine}"); fi
 train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   local args=(); while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
   local out=$1 minutes=$2; shift 2
