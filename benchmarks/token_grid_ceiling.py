@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
 from molmo_agent.backends.tiny_molmo2 import PRESETS, image_processor_for  # noqa: E402
-from molmo_agent.training.batches import cell_centres, view_cells  # noqa: E402
+from molmo_agent.training.batches import cell_centres, cell_index, view_cells  # noqa: E402
 
 SCREEN = (540, 960)
 DEFAULT_PRESETS = ("pointer", "pointer-words", "pointer-fine", "pointer-numbers-fine")
@@ -50,9 +50,7 @@ def cell_centre_hit_rate(boxes: list[Box], rows: int, cols: int) -> float:
     centres = cell_centres(rows, cols)
     hits = 0
     for x0, y0, x1, y1 in boxes:
-        col = min(int((x0 + x1) / 2 / width * cols), cols - 1)
-        row = min(int((y0 + y1) / 2 / height * rows), rows - 1)
-        tap_x, tap_y = centres[row * cols + col]
+        tap_x, tap_y = centres[cell_index((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, rows, cols)]
         hits += x0 <= tap_x * width <= x1 and y0 <= tap_y * height <= y1
     return hits / max(len(boxes), 1)
 

@@ -289,13 +289,19 @@ def cell_centres(rows: int, cols: int) -> list[tuple[float, float]]:
     return [((c + 0.5) / cols, (r + 0.5) / rows) for r in range(rows) for c in range(cols)]
 
 
+def cell_index(x: float, y: float, rows: int, cols: int) -> int:
+    """Row-major index of the cell of a ``rows`` x ``cols`` view that holds (x, y) (fractions of the image;
+    points on or beyond the edge belong to the nearest cell)."""
+    row = min(max(int(y * rows), 0), rows - 1)
+    col = min(max(int(x * cols), 0), cols - 1)
+    return row * cols + col
+
+
 def _cell_tokens(cells: list[tuple[int, int]], x: float, y: float, image_positions: list[int]) -> list[int]:
     """Sequence positions of the token holding (x, y) (fractions of the image) in each view."""
     found, offset = [], 0
     for rows, cols in cells:
-        row = min(max(int(y * rows), 0), rows - 1)
-        col = min(max(int(x * cols), 0), cols - 1)
-        found.append(image_positions[offset + row * cols + col])
+        found.append(image_positions[offset + cell_index(x, y, rows, cols)])
         offset += rows * cols
     return found
 
