@@ -289,6 +289,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         vision_lr_scale=args.vision_lr_scale,
         attend_weight=args.attend_weight,
         place_weight=args.place_weight,
+        place_code=args.place_code,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -460,6 +461,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="weight of a loss making each whole-image token's features say where it is (a fixed sine-cosine "
         "read-out; e.g. 1 when training a tiny model from scratch; 0: off)",
+    )
+    ft.add_argument(
+        "--place-code",
+        default="sincos",
+        help="the code --place-weight teaches: sincos (1 and 3 cycles per image), or value (the output "
+        "head's own code of a coordinate token; pointer-numbers presets)",
     )
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")

@@ -75,6 +75,13 @@ class FinetuneConfig:
     coordinate it writes is only as precise as the position it can read off that token, and in a model
     trained from scratch the content swamps it (a linear probe recovers columns with R^2 ~0.6). Training
     only: nothing is added to the saved model. 0 (the default) leaves the features alone."""
+    place_code: str = "sincos"
+    """Which code :func:`place_loss` asks for (:data:`PLACE_CODES`). ``sincos``: 1 and 3 cycles per image
+    in a random subspace. ``value`` (tokenizers with one token per coordinate, ``pointer-numbers*``): the
+    code the output head scores coordinate tokens with, x in the head's own subspace and y in another
+    (:func:`value_place_readout`). Why: with ``sincos`` the language model must turn a coarse code into
+    the head's sharp one, a non-linear map; with ``value`` copying the attended token's x is already the
+    answer, and y is one linear map away."""
     vision_lr_scale: float = 1.0
     """Multiplier on the lr of the vision tower and the image adapter. Why: trained from scratch at the
     language model's lr, the adapter's output (a gated, i.e. quadratic, MLP) grows by orders of magnitude
@@ -116,6 +123,9 @@ class FinetuneConfig:
         for name in ("attend_weight", "place_weight"):
             if getattr(self, name) < 0:
                 raise FinetuneError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.place_code not in PLACE_CODES:
+            known = ", ".join(PLACE_CODES)
+            raise FinetuneError(f"place_code must be one of {known}, got {self.place_code!r}")
         if self.vision_lr_scale <= 0:
             raise FinetuneError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if self.lora_rank < 0:
@@ -184,17 +194,61 @@ def place_readout(width: int, seed: int = 0) -> torch.Tensor:
     return torch.linalg.qr(gaussian).Q.T.contiguous()
 
 
-def place_loss(embeddings: torch.Tensor, target: torch.Tensor, readout: torch.Tensor) -> torch.Tensor | None:
-    """Mean squared error between the read-out of unit-normalised (RMS 1) token features and the
-    :func:`place_code` of their positions. ``embeddings`` (B, L, D); ``target`` (B, L, 2) with NaN on tokens
-    without a place; ``None`` when no token has one."""
+PLACE_CODES = ("sincos", "value")
+"""The codes ``FinetuneConfig.place_code`` names: :func:`place_code` and :func:`value_place_code`."""
+
+PLACE_READOUT_FILE = "place_readout.safetensors"
+"""Where a run keeps a read-out derived from its starting model, so a resumed run scores the same one."""
+
+
+def value_place_code(xy: torch.Tensor) -> torch.Tensor:
+    """(N, 2) fractions of the image -> the coordinate tokens' value codes of x and of y, side by side:
+    what the output head's row for a coordinate is built from (``tiny_molmo2.value_code``)."""
+    from ..backends.tiny_molmo2 import value_code
+
+    return torch.cat([value_code(xy[:, 0] * 1000), value_code(xy[:, 1] * 1000)], dim=1).to(xy.device)
+
+
+def value_place_readout(model, tokenizer, seed: int = 0) -> torch.Tensor:
+    """A (2 * code size, width) read-out with orthonormal rows for :func:`value_place_code`. Its x half is
+    the subspace in which the output head's coordinate rows hold their value code (a least-squares fit of
+    the rows on the code, made orthonormal by its polar factor so the fit's own directions keep their
+    signs); its y half is a seeded random subspace orthogonal to it. Raises ``FinetuneError`` when the
+    vocabulary has no token per coordinate."""
+    from ..backends.tiny_molmo2 import NUMBER_TOKENS, value_code
+
+    vocab = tokenizer.get_vocab()
+    if not all(token in vocab for token in NUMBER_TOKENS):
+        raise FinetuneError(
+            "place_code 'value' needs a vocabulary with one token per coordinate ('000' ... '999'), as the "
+            "pointer-numbers presets build; use place_code 'sincos' for this model"
+        )
+    rows = model.get_output_embeddings().weight.detach().float().cpu()
+    head = rows[torch.tensor([vocab[token] for token in NUMBER_TOKENS])]
+    code = value_code(torch.arange(len(NUMBER_TOKENS)))
+    fit = torch.linalg.lstsq(code, head).solution  # (code size, width): head ~ code @ fit
+    left, _, right = torch.linalg.svd(fit, full_matrices=False)
+    x_rows = left @ right
+    generator = torch.Generator().manual_seed(seed)
+    gaussian = torch.randn(x_rows.shape[1], x_rows.shape[0], generator=generator)
+    gaussian = gaussian - x_rows.T @ (x_rows @ gaussian)
+    y_rows = torch.linalg.qr(gaussian).Q.T
+    return torch.cat([x_rows, y_rows]).contiguous()
+
+
+def place_loss(
+    embeddings: torch.Tensor, target: torch.Tensor, readout: torch.Tensor, code=place_code
+) -> torch.Tensor | None:
+    """Mean squared error between the read-out of unit-normalised (RMS 1) token features and the ``code``
+    (:func:`place_code` or :func:`value_place_code`) of their positions. ``embeddings`` (B, L, D);
+    ``target`` (B, L, 2) with NaN on tokens without a place; ``None`` when no token has one."""
     valid = ~target[..., 0].isnan()
     if not bool(valid.any()):
         return None
     features = embeddings[valid].float()
     features = features / features.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
     predicted = features @ readout.to(features.device).T
-    return torch.nn.functional.mse_loss(predicted, place_code(target[valid].to(features.device).float()))
+    return torch.nn.functional.mse_loss(predicted, code(target[valid].to(features.device).float()))
 
 
 VISION_MODULES = ("vision_tower", "multi_modal_projector")
@@ -355,10 +409,28 @@ def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.devi
 
 @dataclass
 class PlaceProbe:
-    """What :func:`place_loss` needs during training: the embedding tap and the fixed read-out."""
+    """What :func:`place_loss` needs during training: the embedding tap, the fixed read-out and its code."""
 
     tap: EmbeddingTap
     readout: torch.Tensor
+    code: Any = place_code
+
+
+def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
+    """The probe for ``config.place_code``. A ``value`` read-out is derived from the model a run starts
+    from, so it is saved in the run folder and read back on resume instead of derived again."""
+    tap = EmbeddingTap(model)
+    if config.place_code == "sincos":
+        return PlaceProbe(tap, place_readout(model.config.get_text_config().hidden_size))
+    from safetensors.torch import load_file, save_file
+
+    saved = config.out_dir / PLACE_READOUT_FILE
+    if saved.is_file():
+        readout = load_file(saved)["readout"]
+    else:
+        readout = value_place_readout(model, processor.tokenizer, seed=config.seed)
+        save_file({"readout": readout}, saved)
+    return PlaceProbe(tap, readout, value_place_code)
 
 
 def _answer_loss(
@@ -386,7 +458,7 @@ def _answer_loss(
     auxiliary = {
         "attend": attention_loss(output.attentions, query, target) if supervise else None,
         "place": (
-            place_loss(place.tap.value, place_target, place.readout)
+            place_loss(place.tap.value, place_target, place.readout, place.code)
             if place is not None and place_target is not None and place.tap.value is not None
             else None
         ),
@@ -527,9 +599,7 @@ def finetune(config: FinetuneConfig) -> Path:
     )
     pixel_stats = processor.image_processor.image_mean, processor.image_processor.image_std
     image_meter = ImageFeatureMeter(model)
-    place = None
-    if config.place_weight > 0:
-        place = PlaceProbe(EmbeddingTap(model), place_readout(model.config.get_text_config().hidden_size))
+    place = _place_probe(model, processor, config) if config.place_weight > 0 else None
     weights = {"attend": config.attend_weight, "place": config.place_weight}
     bar = _progress_bar(config, step)
     last_eval: dict[str, Any] = {}
