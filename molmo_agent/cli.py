@@ -290,6 +290,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         attend_weight=args.attend_weight,
         place_weight=args.place_weight,
         place_code=args.place_code,
+        attend_axis_heads=args.attend_axis_heads,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -461,6 +462,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="weight of a loss making each whole-image token's features say where it is (a fixed sine-cosine "
         "read-out; e.g. 1 when training a tiny model from scratch; 0: off)",
+    )
+    ft.add_argument(
+        "--attend-axis-heads",
+        action="store_true",
+        help="with --attend-weight: teach head 0 to look at the point at x coordinates and head 1 at y "
+        "(default: head 0 at both)",
     )
     ft.add_argument(
         "--place-code",

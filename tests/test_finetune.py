@@ -255,6 +255,7 @@ def test_attention_targets_are_the_tokens_holding_the_answer_point(tiny_dir):
     (point,) = ma.parse_points(shape.answer, image_sizes=[(width, height)])
     queries = [q for q in batch["attend_query"][0].tolist() if q >= 0]
     assert len(queries) == 6  # x and y, three digits each
+    assert batch["attend_axis"][0, :6].tolist() == [0, 0, 0, 1, 1, 1]
     for index, query in enumerate(queries):
         assert processor.tokenizer.decode(ids[query + 1]).strip().isdigit()  # it predicts a digit
         targets = batch["attend_target"][0, index].nonzero().flatten().tolist()
@@ -289,16 +290,38 @@ def test_attention_loss_is_low_only_when_head_zero_looks_at_the_target():
     )
     assert float(attention_loss((uniform, elsewhere), query, target)) > 10
     assert attention_loss((uniform, focused), torch.full((1, 2), -1), target) is None
+    # a head per axis: the same look by head 1 counts only where that position teaches head 1
+    by_head_one = uniform.clone()
+    by_head_one[0, 1, 8] = 0.0
+    by_head_one[0, 1, 8, 3] = 1.0
+    assert float(attention_loss((uniform, by_head_one), query, target, torch.tensor([[1, 0]]))) < 1e-5
+    assert float(attention_loss((uniform, by_head_one), query, target)) == pytest.approx(
+        torch.log(torch.tensor(10.0))
+    )
 
 
-def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path):
-    """With --attend-weight the history logs the attention loss, and it falls as head 0 learns to look."""
-    finetune(_config(tiny_dir, tmp_path, data=("shapes:max1",), steps=40, save_every=40, attend_weight=1.0))
+@pytest.mark.parametrize("axis_heads", [False, True])
+def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path, axis_heads):
+    """With --attend-weight the history logs the attention loss, and it falls as the taught head (head 0,
+    or a head per axis) learns to look."""
+    finetune(
+        _config(
+            tiny_dir,
+            tmp_path,
+            data=("shapes:max1",),
+            steps=40,
+            save_every=40,
+            attend_weight=1.0,
+            attend_axis_heads=axis_heads,
+        )
+    )
     attend = [h["attend"] for h in _history(tmp_path) if "attend" in h]
     assert len(attend) == 4 and attend[-1] < 0.8 * attend[0], attend
     assert "eager" not in (tmp_path / "final" / "config.json").read_text()  # inference keeps its default
     with pytest.raises(FinetuneError, match="attend_weight"):
         _config(tiny_dir, tmp_path, attend_weight=-1)
+    with pytest.raises(FinetuneError, match="needs attend_weight > 0"):
+        _config(tiny_dir, tmp_path, attend_axis_heads=True)
 
 
 def test_place_targets_are_the_centres_of_the_whole_image_view_tokens(tiny_dir):

@@ -26,6 +26,8 @@ class DigitToken:
     """Which point of the answer (0-based, in order of appearance) the digit belongs to."""
     place: str
     """``hundreds``, ``tens``, ``units``, or ``value`` for a three-digit coordinate token."""
+    axis: int = 0
+    """0 for a digit of the point's x, 1 for one of its y."""
 
 
 def coordinate_digit_tokens(pieces: list[str]) -> list[DigitToken]:
@@ -49,13 +51,13 @@ def coordinate_digit_tokens(pieces: list[str]) -> list[DigitToken]:
                 continue
             token = owner[offset + number.start()]
             if pieces[token].strip() == number.group():
-                found.append(DigitToken(token, values // 2, VALUE))
+                found.append(DigitToken(token, values // 2, VALUE, values % 2))
                 values += 1
                 continue
             for place, char_index in zip(PLACES, range(number.start(), number.end()), strict=True):
                 token = owner[offset + char_index]
                 if len(pieces[token].strip()) == 1:
-                    found.append(DigitToken(token, values // 2, place))
+                    found.append(DigitToken(token, values // 2, place, values % 2))
             values += 1
     return found
 

@@ -211,7 +211,7 @@ class TurnCollator:
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
         left_padded = self.tokenizer.padding_side == "left"
         lengths = batch["attention_mask"].sum(dim=1).tolist()
-        queries: list[list[tuple[int, list[int]]]] = []
+        queries: list[list[tuple[int, list[int], int]]] = []
         for row, example in enumerate(examples):
             answer = self.tokenizer(example.answer + self.end_of_turn, add_special_tokens=False)["input_ids"]
             end = batch["input_ids"].shape[1] if left_padded else int(lengths[row])
@@ -258,9 +258,10 @@ class TurnCollator:
 
     def _attention_queries(
         self, batch: dict[str, torch.Tensor], row: int, example: Example, answer: list[int], start: int
-    ) -> list[tuple[int, list[int]]]:
-        """(position, image-token positions) for every position that predicts a coordinate digit: the
-        image tokens whose cell (one per view) holds the point that digit belongs to."""
+    ) -> list[tuple[int, list[int], int]]:
+        """(position, image-token positions, axis) for every position that predicts a coordinate digit:
+        the image tokens whose cell (one per view) holds the point that digit belongs to, and whether the
+        digit is of its x (0) or y (1)."""
         height, width = example.image.shape[:2]
         points = parse_points(example.answer, image_sizes=[(width, height)])
         digits = coordinate_digit_tokens(decoded_pieces(answer, self.tokenizer))
@@ -273,7 +274,7 @@ class TurnCollator:
         for point in points:
             x, y = point.x / width, point.y / height
             targets.append(_cell_tokens(cells, x, y, image_positions))
-        return [(start + d.token - 1, targets[d.point]) for d in digits]
+        return [(start + d.token - 1, targets[d.point], d.axis) for d in digits]
 
 
 def view_cells(grid: list[int]) -> list[tuple[int, int]]:
@@ -307,19 +308,22 @@ def _cell_tokens(cells: list[tuple[int, int]], x: float, y: float, image_positio
 
 
 def _pack_attention_targets(
-    batch: dict[str, torch.Tensor], queries: list[list[tuple[int, list[int]]]]
+    batch: dict[str, torch.Tensor], queries: list[list[tuple[int, list[int], int]]]
 ) -> None:
     """``attend_query`` (B, Q): positions whose attention is supervised, -1 where a row has fewer;
-    ``attend_target`` (B, Q, L): the image tokens that attention should land on."""
+    ``attend_target`` (B, Q, L): the image tokens that attention should land on; ``attend_axis`` (B, Q):
+    0 where the position predicts an x digit, 1 for a y digit."""
     width = max((len(q) for q in queries), default=0)
     length = batch["input_ids"].shape[1]
     query = torch.full((len(queries), max(width, 1)), -1, dtype=torch.long)
     target = torch.zeros((len(queries), max(width, 1), length), dtype=torch.bool)
-    for row, pairs in enumerate(queries):
-        for index, (position, tokens) in enumerate(pairs):
+    axis = torch.zeros((len(queries), max(width, 1)), dtype=torch.long)
+    for row, triples in enumerate(queries):
+        for index, (position, tokens, coordinate) in enumerate(triples):
             query[row, index] = position
             target[row, index, tokens] = True
-    batch["attend_query"], batch["attend_target"] = query, target
+            axis[row, index] = coordinate
+    batch["attend_query"], batch["attend_target"], batch["attend_axis"] = query, target, axis
 
 
 def pack_pixels(batch: dict[str, torch.Tensor], mean: Sequence[float], std: Sequence[float]) -> None:

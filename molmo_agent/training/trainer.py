@@ -67,6 +67,10 @@ class FinetuneConfig:
     scratch sits on a long plateau where the digits are at chance because its attention is spread evenly
     over the image; the answer's own point says where it should look, so the routing can be taught
     directly instead of found by chance. 0 (the default) trains on the answer tokens alone."""
+    attend_axis_heads: bool = False
+    """Teach head 0 to look at the point at x digits and head 1 at y digits, instead of head 0 at both.
+    Why: a head's output is a fixed linear map of what it looks at, so one head cannot hand on the
+    token's x at one position and its y at the next; with a head per axis each can learn its own copy."""
     place_weight: float = 0.0
     """Weight of an auxiliary loss that makes every token of the whole-image view say, in the features the
     language model receives, where in the image it is: a fixed linear read-out of the unit-normalised
@@ -123,6 +127,8 @@ class FinetuneConfig:
         for name in ("attend_weight", "place_weight"):
             if getattr(self, name) < 0:
                 raise FinetuneError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.attend_axis_heads and self.attend_weight <= 0:
+            raise FinetuneError("attend_axis_heads splits the attention loss: it needs attend_weight > 0")
         if self.place_code not in PLACE_CODES:
             known = ", ".join(PLACE_CODES)
             raise FinetuneError(f"place_code must be one of {known}, got {self.place_code!r}")
@@ -434,14 +440,20 @@ def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
 
 
 def _answer_loss(
-    model, batch: dict[str, torch.Tensor], supervise_attention: bool = False, place: PlaceProbe | None = None
+    model,
+    batch: dict[str, torch.Tensor],
+    supervise_attention: bool = False,
+    place: PlaceProbe | None = None,
+    attend_axis_heads: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Mean cross-entropy over answer tokens (logits are only computed for the answer's span), with the
     per-token losses and the labels they belong to (for :func:`coordinate_digit_losses`), and the
     auxiliary losses the batch has targets for: ``attend`` (:func:`attention_loss`, when
-    ``supervise_attention``) and ``place`` (:func:`place_loss`, when ``place`` is given)."""
+    ``supervise_attention``; a head per axis with ``attend_axis_heads``) and ``place``
+    (:func:`place_loss`, when ``place`` is given)."""
     labels = batch.pop("labels")
     query, target = batch.pop("attend_query", None), batch.pop("attend_target", None)
+    axis = batch.pop("attend_axis", None)
     place_target = batch.pop("place_target", None)
     answer_positions = (labels != IGNORE_INDEX).any(dim=0).nonzero()
     keep = labels.shape[1] - int(answer_positions.min()) + 1 if len(answer_positions) else 1
@@ -456,7 +468,11 @@ def _answer_loss(
     mask = shifted_labels != IGNORE_INDEX
     loss = token_losses.sum() / mask.sum().clamp(min=1)
     auxiliary = {
-        "attend": attention_loss(output.attentions, query, target) if supervise else None,
+        "attend": (
+            attention_loss(output.attentions, query, target, axis if attend_axis_heads else None)
+            if supervise
+            else None
+        ),
         "place": (
             place_loss(place.tap.value, place_target, place.readout, place.code)
             if place is not None and place_target is not None and place.tap.value is not None
@@ -467,25 +483,30 @@ def _answer_loss(
 
 
 def attention_loss(
-    attentions: tuple[torch.Tensor, ...], query: torch.Tensor, target: torch.Tensor
+    attentions: tuple[torch.Tensor, ...],
+    query: torch.Tensor,
+    target: torch.Tensor,
+    heads: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """Mean over supervised positions and layers of -log(attention mass of head 0 on the targets).
+    """Mean over supervised positions and layers of -log(attention mass of the taught head on the targets).
 
     ``attentions``: per language-model layer (B, heads, L, L); ``query`` (B, Q) positions, -1 for none;
-    ``target`` (B, Q, L) the tokens to look at. Only head 0 is taught, so the other heads stay free for
-    whatever else the answer needs (the prompt's colour and shape words, the format). The first layer is
-    left out (unless it is the only one) because its queries come from each position's own token alone,
-    before anything has told that position which object the prompt names.
+    ``target`` (B, Q, L) the tokens to look at; ``heads`` (B, Q) which head each position teaches (the
+    batch's ``attend_axis`` for a head per axis), head 0 everywhere when ``None``. Only those heads are
+    taught, so the others stay free for whatever else the answer needs (the prompt's words, the format).
+    The first layer is left out (unless it is the only one) because its queries come from each position's
+    own token alone, before anything has told that position which object the prompt names.
     ``None`` when the batch has no supervised position (answers without points).
     """
     valid = query >= 0
     if not bool(valid.any()):
         return None
     index = query.clamp(min=0)
+    heads = torch.zeros_like(index) if heads is None else heads.to(index.device)
+    batch_rows = torch.arange(index.shape[0], device=index.device)[:, None].expand_as(index)
     terms = []
     for layer in attentions[1:] if len(attentions) > 1 else attentions:
-        head = layer[:, 0].float()  # (B, L, L)
-        rows = head.gather(1, index[..., None].expand(-1, -1, head.shape[-1]))  # (B, Q, L)
+        rows = layer[batch_rows, heads, index].float()  # (B, Q, L): each position's taught head
         mass = (rows * target).sum(-1)
         terms.append(-torch.log(mass.clamp(min=1e-6))[valid])
     return torch.cat(terms).mean()
@@ -573,6 +594,8 @@ def finetune(config: FinetuneConfig) -> Path:
     resume_from = latest_checkpoint(config.out_dir)
     source = str(resume_from) if resume_from and config.lora_rank == 0 else _starting_checkpoint(config)
     model, processor, _ = _load_for_training(source, device, eager_attention=config.attend_weight > 0)
+    if config.attend_axis_heads and model.config.get_text_config().num_attention_heads < 2:
+        raise FinetuneError("attend_axis_heads needs a language model with at least two attention heads")
     if config.lora_rank:
         model = _apply_lora(model, config)
     model.train()
@@ -618,7 +641,7 @@ def finetune(config: FinetuneConfig) -> Path:
                 unpack_pixels(batch, *pixel_stats)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     loss, token_losses, answer_labels, auxiliary = _answer_loss(
-                        model, batch, config.attend_weight > 0, place
+                        model, batch, config.attend_weight > 0, place, config.attend_axis_heads
                     )
                 objective = loss + sum(weights[name] * value for name, value in auxiliary.items())
                 (objective / config.grad_accum).backward()
