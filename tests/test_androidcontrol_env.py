@@ -281,4 +281,5 @@ def test_oracle_throughput(data_dir, capsys):
     rate = steps / (time.perf_counter() - start)
     with capsys.disabled():
         print(f"\nAndroidControl oracle at 1080x2400: {rate:.1f} steps/s over {steps} steps")
-    assert rate > 1.0
+    # the rate is reported, not asserted: timing belongs in benchmarks, and a loaded machine halves it
+    assert steps >= 4 and rate > 0
