@@ -18,6 +18,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -419,7 +420,7 @@ class PlaceProbe:
 
     tap: EmbeddingTap
     readout: torch.Tensor
-    code: Any = place_code
+    code: Callable[[torch.Tensor], torch.Tensor] = place_code
 
 
 def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
