@@ -26,7 +26,7 @@ class DigitToken:
     """Which point of the answer (0-based, in order of appearance) the digit belongs to."""
     place: str
     """``hundreds``, ``tens``, ``units``, or ``value`` for a three-digit coordinate token."""
-    axis: int = 0
+    axis: int
     """0 for a digit of the point's x, 1 for one of its y."""
 
 
