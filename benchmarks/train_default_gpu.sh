@@ -17,7 +17,8 @@
 # PLACE_WEIGHT (3: teach the whole-image tokens' features to carry their own position, so the attended
 # token's column can be read off it; 0 turns it off), PLACE_CODE (sincos; value: the output head's own code of
 # a coordinate token, for the pointer-numbers presets, see docs/training/README.md), AXIS_HEADS (set: a
-# head per axis for the attention loss), WD (0),
+# head per axis for the attention loss), PLACE_LAYER (0: the place loss on the image features; K: on the
+# output of language-model layer K, every image token of both views), WD (0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
 # packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
 # "shapes:max1=0.5 shapes:max3=0.5": single and few shapes before whole screens); the main stage (MIX,
@@ -43,7 +44,7 @@ train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
     --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
     --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --attend-weight "${ATTEND_WEIGHT:-1}" --place-weight "${PLACE_WEIGHT:-3}" \
-    --place-code "${PLACE_CODE:-sincos}" ${AXIS_HEADS:+--attend-axis-heads} \
+    --place-code "${PLACE_CODE:-sincos}" --place-layer "${PLACE_LAYER:-0}" ${AXIS_HEADS:+--attend-axis-heads} \
     --weight-decay "${WD:-0}" \
     --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
     --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \

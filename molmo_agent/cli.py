@@ -290,6 +290,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         attend_weight=args.attend_weight,
         place_weight=args.place_weight,
         place_code=args.place_code,
+        place_layer=args.place_layer,
         attend_axis_heads=args.attend_axis_heads,
         lora_rank=args.lora_rank,
         device=args.device,
@@ -474,6 +475,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default="sincos",
         help="the code --place-weight teaches: sincos (1 and 3 cycles per image), or value (the output "
         "head's own code of a coordinate token; pointer-numbers presets)",
+    )
+    ft.add_argument(
+        "--place-layer",
+        type=int,
+        default=0,
+        help="where --place-weight reads the tokens: 0 the image features (whole-image view), K >= 1 the "
+        "output of language-model layer K (every image token, high-resolution crops too)",
     )
     ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")

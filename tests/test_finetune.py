@@ -345,6 +345,20 @@ def test_place_targets_are_the_centres_of_the_whole_image_view_tokens(tiny_dir):
     assert float(below[1] - first[1]) == pytest.approx(1 / rows) and float(below[0]) == float(first[0])
     assert "place_target" not in TurnCollator(processor)([shapes_example(5, "molmo2")])
 
+    every = TurnCollator(processor, place_targets=True, place_every_view=True)(
+        [shapes_example(5, "molmo2", max_shapes=2)]
+    )["place_target"][0]
+    placed = (~every[:, 0].isnan()).nonzero().flatten().tolist()
+    assert placed == image_positions  # both views: the crops' tokens too
+    assert (
+        every[: image_positions[rows * cols]]
+        .nan_to_num(-1)
+        .equal(target[: image_positions[rows * cols]].nan_to_num(-1))
+    )
+    crops = every[image_positions[rows * cols :]]  # the high-resolution view covers the whole image too
+    assert crops[0].tolist() == pytest.approx([0.5 / crop_cols, 0.5 / crop_rows])
+    assert crops[-1].tolist() == pytest.approx([1 - 0.5 / crop_cols, 1 - 0.5 / crop_rows])
+
 
 def test_place_loss_is_low_only_when_the_features_carry_the_code():
     from molmo_agent.training.trainer import place_code, place_loss, place_readout
@@ -379,3 +393,33 @@ def test_place_supervision_trains_the_image_features(tiny_dir, tmp_path):
     assert len(place) == 4 and place[-1] < 0.8 * place[0], place
     with pytest.raises(FinetuneError, match="place_weight"):
         _config(tiny_dir, tmp_path, place_weight=-1)
+
+
+def test_place_loss_at_a_language_model_layer_trains_every_image_token(tiny_dir, tmp_path):
+    """--place-layer K scores the output of layer K on both views' tokens; the loss falls there too, and
+    a layer the model does not have, or a layer without a place weight, is a clear error."""
+    from transformers import Molmo2ForConditionalGeneration
+
+    from molmo_agent.training.trainer import PlaceTap
+
+    finetune(
+        _config(
+            tiny_dir,
+            tmp_path,
+            data=("shapes:max1",),
+            steps=40,
+            save_every=40,
+            place_weight=1.0,
+            place_layer=1,
+        )
+    )
+    place = [h["place"] for h in _history(tmp_path) if "place" in h]
+    assert len(place) == 4 and place[-1] < 0.8 * place[0], place
+    model = Molmo2ForConditionalGeneration.from_pretrained(tmp_path / "final")
+    layers = model.config.get_text_config().num_hidden_layers
+    with pytest.raises(FinetuneError, match=f"it has {layers}"):
+        PlaceTap(model, layers + 1)
+    with pytest.raises(FinetuneError, match="needs place_weight > 0"):
+        _config(tiny_dir, tmp_path, place_layer=1)
+    with pytest.raises(FinetuneError, match="place_layer must be >= 0"):
+        _config(tiny_dir, tmp_path, place_weight=1.0, place_layer=-1)

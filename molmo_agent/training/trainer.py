@@ -87,6 +87,14 @@ class FinetuneConfig:
     (:func:`value_place_readout`). Why: with ``sincos`` the language model must turn a coarse code into
     the head's sharp one, a non-linear map; with ``value`` copying the attended token's x is already the
     answer, and y is one linear map away."""
+    place_layer: int = 0
+    """Where :func:`place_loss` reads the tokens. 0: the language model's input (the image features), on
+    the whole-image view's tokens only. K >= 1: the output of language-model layer K, on every image token
+    of both views. Why: the coordinate is read off the token the attention picks, and that is as often a
+    high-resolution token as a whole-image one; a high-resolution token's own features say where it is
+    within its crop, not which crop, so without this its place (the y of a portrait screen, stacked in
+    crops) is ambiguous. By layer K the language model has seen the crops in order and can tell them apart;
+    the loss asks it to write every token's place into its state before the later layers read it."""
     vision_lr_scale: float = 1.0
     """Multiplier on the lr of the vision tower and the image adapter. Why: trained from scratch at the
     language model's lr, the adapter's output (a gated, i.e. quadratic, MLP) grows by orders of magnitude
@@ -133,6 +141,10 @@ class FinetuneConfig:
         if self.place_code not in PLACE_CODES:
             known = ", ".join(PLACE_CODES)
             raise FinetuneError(f"place_code must be one of {known}, got {self.place_code!r}")
+        if self.place_layer < 0:
+            raise FinetuneError(f"place_layer must be >= 0, got {self.place_layer}")
+        if self.place_layer and self.place_weight <= 0:
+            raise FinetuneError("place_layer moves the place loss: it needs place_weight > 0")
         if self.vision_lr_scale <= 0:
             raise FinetuneError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if self.lora_rank < 0:
@@ -167,19 +179,32 @@ class ImageFeatureMeter:
         return {} if self.value is None else {"image_rms": round(self.value, 3)}
 
 
-class EmbeddingTap:
-    """Keeps the language model's input embeddings (image features already added) of the latest forward
-    pass, for :func:`place_loss`; a pre-hook, so the model's own forward is untouched."""
+class PlaceTap:
+    """Keeps the token states :func:`place_loss` scores from the latest forward pass: the language model's
+    input embeddings (image features already added) at ``layer`` 0, else the output of its layer
+    ``layer``. Hooks only, so the model's own forward is untouched."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, layer: int = 0) -> None:
         self.value: torch.Tensor | None = None
         inner = [m for name, m in model.named_modules() if name.endswith("language_model")]
         if not inner:
             raise FinetuneError("place_weight needs a Molmo2 language model to read image features from")
-        inner[0].register_forward_pre_hook(self._record, with_kwargs=True)
+        if layer == 0:
+            inner[0].register_forward_pre_hook(self._record_input, with_kwargs=True)
+            return
+        layers = getattr(inner[0], "layers", ())
+        if not 1 <= layer <= len(layers):
+            raise FinetuneError(
+                f"place_layer {layer} is not a layer of this language model (it has {len(layers)}); "
+                f"use 0 for its input or 1-{len(layers)}"
+            )
+        layers[layer - 1].register_forward_hook(self._record_output)
 
-    def _record(self, module, args, kwargs) -> None:
+    def _record_input(self, module, args, kwargs) -> None:
         self.value = kwargs.get("inputs_embeds")
+
+    def _record_output(self, module, args, output) -> None:
+        self.value = output[0] if isinstance(output, tuple) else output
 
 
 PLACE_CYCLES = (1.0, 3.0)
@@ -418,7 +443,7 @@ def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.devi
 class PlaceProbe:
     """What :func:`place_loss` needs during training: the embedding tap, the fixed read-out and its code."""
 
-    tap: EmbeddingTap
+    tap: PlaceTap
     readout: torch.Tensor
     code: Callable[[torch.Tensor], torch.Tensor] = place_code
 
@@ -426,7 +451,7 @@ class PlaceProbe:
 def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
     """The probe for ``config.place_code``. A ``value`` read-out is derived from the model a run starts
     from, so it is saved in the run folder and read back on resume instead of derived again."""
-    tap = EmbeddingTap(model)
+    tap = PlaceTap(model, config.place_layer)
     if config.place_code == "sincos":
         return PlaceProbe(tap, place_readout(model.config.get_text_config().hidden_size))
     from safetensors.torch import load_file, save_file
@@ -541,7 +566,10 @@ def _batches(config: FinetuneConfig, processor, start_batch: int):
     mixture = Mixture([SourceSpec.parse(spec) for spec in config.data], family="molmo2")
     stats = processor.image_processor.image_mean, processor.image_processor.image_std
     collator = TurnCollator(
-        processor, attention_targets=config.attend_weight > 0, place_targets=config.place_weight > 0
+        processor,
+        attention_targets=config.attend_weight > 0,
+        place_targets=config.place_weight > 0,
+        place_every_view=config.place_layer > 0,
     )
     stream = BatchStream(mixture, collator, config.batch_size, config.seed, start_batch, stats)
     loader = torch.utils.data.DataLoader(
