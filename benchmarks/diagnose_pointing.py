@@ -18,6 +18,13 @@ Run on any local Molmo2 checkpoint (a training run's ``checkpoint-N`` or ``final
    holds the target, as a multiple of an even share. ~1x means the model has not found the object yet (the
    loss plateau); pointing models put several times their share there.
 
+4. **Reading**: at the positions that predict the point's x and y, in the last layer, for the head that
+   puts most attention on the target: how often its most-attended image token holds the point, and the
+   median distance (per mille of the image) from the point to the attention-weighted centre of the image
+   tokens, next to the median distance of the model's own most likely coordinate (vocabularies with one
+   token per coordinate). A model whose attention finds the point but whose own coordinate is far off
+   routes well and cannot yet read the attended token's place (docs/training, seventh session).
+
 These numbers are what docs/training/README.md reports per run; they are cheap (a forward pass per
 scene) and tell a stuck run from a slow one long before held-out accuracy moves.
 """
@@ -35,6 +42,7 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
+from molmo_agent.parsing import parse_points  # noqa: E402
 from molmo_agent.training.batches import (  # noqa: E402
     Mixture,
     SourceSpec,
@@ -47,11 +55,22 @@ from molmo_agent.training.examples import Example  # noqa: E402
 
 
 @dataclass
+class Reading:
+    """Per axis (x, y): see measurement 4 of the module docstring."""
+
+    head: int
+    picks: tuple[float, float]
+    attended_error: tuple[float, float]
+    model_error: tuple[float, float] | None
+
+
+@dataclass
 class Diagnosis:
     feature_size: float
     position_r2: tuple[float, float]
     image_attention: list[float]
     target_attention: list[float]
+    reading: Reading | None = None
 
 
 def _cells(grid: list[int]) -> list[tuple[float, float]]:
@@ -117,6 +136,61 @@ def routing(model, processor, examples: list[Example]) -> tuple[list[float], lis
     return (on_image / count).round(3).tolist(), (on_target / count).round(2).tolist()
 
 
+def _coordinate_values(tokenizer) -> dict[int, int]:
+    """Token id -> per-mille value for vocabularies with one token per coordinate; empty otherwise."""
+    vocab = tokenizer.get_vocab()
+    names = [f"{value:03d}" for value in range(1000)]
+    return {vocab[name]: value for value, name in enumerate(names)} if all(n in vocab for n in names) else {}
+
+
+def reading(model, processor, examples: list[Example]) -> Reading | None:
+    """Measurement 4; ``None`` when no example has a supervised point."""
+    batch = TurnCollator(processor, attention_targets=True)(examples)
+    batch.pop("labels")
+    queries, targets, axes = batch.pop("attend_query"), batch.pop("attend_target"), batch.pop("attend_axis")
+    with torch.no_grad():
+        output = model(**batch, output_attentions=True)
+    last = output.attentions[-1].float()  # (B, heads, L, L)
+    values = _coordinate_values(processor.tokenizer)
+    found = []  # (row, query position, target mask, axis, true per-mille value)
+    for row in range(len(examples)):
+        height, width = examples[row].image.shape[:2]
+        points = parse_points(examples[row].answer, image_sizes=[(width, height)])
+        point = (points[0].x, points[0].y) if points else None
+        for column in range(queries.shape[1]):
+            position, axis = int(queries[row, column]), int(axes[row, column])
+            if position < 0 or point is None or any(f[0] == row and f[3] == axis for f in found):
+                continue  # the first point's x and y only
+            truth = 1000 * (point[0] / width if axis == 0 else point[1] / height)
+            found.append((row, position, targets[row, column], axis, truth))
+    if not found:
+        return None
+    head = int(torch.stack([last[r, :, p][:, t].sum(-1) for r, p, t, _, _ in found]).mean(0).argmax())
+    picks, attended, own = ([], []), ([], []), ([], [])
+    for row, position, target, axis, truth in found:
+        image = (batch["input_ids"][row] == model.config.image_patch_id).nonzero().flatten()
+        centres = torch.tensor(_cells(batch["image_grids"][row].tolist()))[:, axis] * 1000
+        if len(centres) != len(image):
+            continue
+        weights = last[row, head, position][image]
+        picks[axis].append(bool(target[image[weights.argmax()]]))
+        attended[axis].append(abs(float(weights @ centres / weights.sum()) - truth))
+        if values:
+            logits = output.logits[row, position].float()
+            ids = torch.tensor(list(values))
+            own[axis].append(abs(values[int(ids[logits[ids].argmax()])] - truth))
+
+    def median(pair):
+        return tuple(float(np.median(v)) if v else float("nan") for v in pair)
+
+    return Reading(
+        head,
+        tuple(float(np.mean(v)) if v else float("nan") for v in picks),
+        median(attended),
+        median(own) if values else None,
+    )
+
+
 def diagnose(path: str, seeds: int = 150, data: str = "shapes:max1,x3") -> Diagnosis:
     from transformers import AutoProcessor, Molmo2ForConditionalGeneration
 
@@ -127,7 +201,17 @@ def diagnose(path: str, seeds: int = 150, data: str = "shapes:max1,x3") -> Diagn
     examples = [mixture.example(rng, seed) for seed in range(seeds)]  # seeds 0..N-1: never trained on
     features, positions, size = features_and_positions(model, processor, examples)
     image_share, target_share = routing(model, processor, examples[:16])
-    return Diagnosis(size, linear_r2(features, positions), image_share, target_share)
+    return Diagnosis(
+        size,
+        linear_r2(features, positions),
+        image_share,
+        target_share,
+        reading(model, processor, examples[:24]),
+    )
+
+
+def _pair(values: tuple[float, float], form: str = ".0f") -> str:
+    return f"{values[0]:{form}} / {values[1]:{form}}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             f"rows {d.position_r2[1]:.2f}; attention on image tokens per layer {d.image_attention}, "
             f"on the target x{d.target_attention} of an even share"
         )
+        if d.reading is not None:
+            r = d.reading
+            own = "" if r.model_error is None else f"; the model's own coordinate {_pair(r.model_error)}"
+            print(
+                f"  reading (last layer, head {r.head}; x, y): most-attended token holds the point "
+                f"{_pair(r.picks, '.0%')}; median distance (per mille) of the attended centre "
+                f"{_pair(r.attended_error)}{own}"
+            )
     return 0
 
 

@@ -31,6 +31,23 @@ def test_diagnosis_of_a_fresh_model_reports_every_layer(tiny_dir, capsys):
     assert "position R^2" in capsys.readouterr().out
     on_screens = diagnose.diagnose(str(tiny_dir), seeds=4, data="synthetic_gui:icon,d0,fill")
     assert len(on_screens.target_attention) == layers and on_screens.feature_size > 0
+    reading = result.reading  # one token per digit here: no whole coordinate of the model's own
+    assert reading is not None and reading.model_error is None and 0 <= reading.head < 4
+    assert all(0 <= share <= 1 for share in reading.picks)
+    assert all(0 <= error <= 1000 for error in reading.attended_error)
+
+
+def test_reading_compares_the_attended_place_with_the_models_own_coordinate(tmp_path):
+    """With one token per coordinate the reading also reports the model's own coordinate's distance."""
+    from dataclasses import replace
+
+    from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+
+    diagnose = _module()
+    folder = build_tiny_molmo2(tmp_path / "numbers", replace(PRESETS["tiny"], tokenizer="numbers"))
+    reading = diagnose.diagnose(str(folder), seeds=6).reading
+    assert reading.model_error is not None and all(0 <= e <= 1000 for e in reading.model_error)
+    assert all(0 <= error <= 1000 for error in reading.attended_error)
 
 
 def test_the_position_probe_reads_a_linear_code_and_not_noise():
