@@ -18,12 +18,13 @@ Run on any local Molmo2 checkpoint (a training run's ``checkpoint-N`` or ``final
    holds the target, as a multiple of an even share. ~1x means the model has not found the object yet (the
    loss plateau); pointing models put several times their share there.
 
-4. **Reading**: at the positions that predict the point's x and y, in the last layer, for the head that
-   puts most attention on the target: how often its most-attended image token holds the point, and the
-   median distance (per mille of the image) from the point to the attention-weighted centre of the image
-   tokens, next to the median distance of the model's own most likely coordinate (vocabularies with one
-   token per coordinate). A model whose attention finds the point but whose own coordinate is far off
-   routes well and cannot yet read the attended token's place (docs/training, seventh session).
+4. **Reading**: at the positions that predict the point's x and y, in the last layer, for the head
+   that puts most attention on the target (chosen per axis): how often its most-attended image token
+   holds the point, and the median distance (per mille of the image) from the point to the
+   attention-weighted centre of the image tokens, next to the median distance of the model's own most
+   likely coordinate (vocabularies with one token per coordinate). A model whose attention finds the
+   point but whose own coordinate is far off routes well and cannot yet read the attended token's place
+   (docs/training, seventh session).
 
 These numbers are what docs/training/README.md reports per run; they are cheap (a forward pass per
 scene) and tell a stuck run from a slow one long before held-out accuracy moves.
@@ -58,7 +59,7 @@ from molmo_agent.training.examples import Example  # noqa: E402
 class Reading:
     """Per axis (x, y): see measurement 4 of the module docstring."""
 
-    head: int
+    heads: tuple[int, int]
     picks: tuple[float, float]
     attended_error: tuple[float, float]
     model_error: tuple[float, float] | None
@@ -165,14 +166,17 @@ def reading(model, processor, examples: list[Example]) -> Reading | None:
             found.append((row, position, targets[row, column], axis, truth))
     if not found:
         return None
-    head = int(torch.stack([last[r, :, p][:, t].sum(-1) for r, p, t, _, _ in found]).mean(0).argmax())
+    heads = []  # per axis: the head with most mass on the target (a head per axis may be taught)
+    for axis in (0, 1):
+        masses = [last[r, :, p][:, t].sum(-1) for r, p, t, a, _ in found if a == axis]
+        heads.append(int(torch.stack(masses).mean(0).argmax()) if masses else 0)
     picks, attended, own = ([], []), ([], []), ([], [])
     for row, position, target, axis, truth in found:
         image = (batch["input_ids"][row] == model.config.image_patch_id).nonzero().flatten()
         centres = torch.tensor(_cells(batch["image_grids"][row].tolist()))[:, axis] * 1000
         if len(centres) != len(image):
             continue
-        weights = last[row, head, position][image]
+        weights = last[row, heads[axis], position][image]
         picks[axis].append(bool(target[image[weights.argmax()]]))
         attended[axis].append(abs(float(weights @ centres / weights.sum()) - truth))
         if values:
@@ -184,7 +188,7 @@ def reading(model, processor, examples: list[Example]) -> Reading | None:
         return tuple(float(np.median(v)) if v else float("nan") for v in pair)
 
     return Reading(
-        head,
+        (heads[0], heads[1]),
         tuple(float(np.mean(v)) if v else float("nan") for v in picks),
         median(attended),
         median(own) if values else None,
@@ -235,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             r = d.reading
             own = "" if r.model_error is None else f"; the model's own coordinate {_pair(r.model_error)}"
             print(
-                f"  reading (last layer, head {r.head}; x, y): most-attended token holds the point "
-                f"{_pair(r.picks, '.0%')}; median distance (per mille) of the attended centre "
+                f"  reading (last layer, heads {_pair(r.heads, 'd')}; x, y): most-attended token holds the "
+                f"point {_pair(r.picks, '.0%')}; median distance (per mille) of the attended centre "
                 f"{_pair(r.attended_error)}{own}"
             )
     return 0
