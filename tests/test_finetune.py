@@ -17,6 +17,11 @@ def _history(folder) -> list[dict]:
     return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
 
 
+def _short_single_shape_run(tiny_dir, out, **overrides) -> FinetuneConfig:
+    """40 steps on single shapes, one checkpoint: long enough for an auxiliary loss to fall measurably."""
+    return _config(tiny_dir, out, data=("shapes:max1",), steps=40, save_every=40, **overrides)
+
+
 def _config(tiny_dir, out, **overrides) -> FinetuneConfig:
     settings = {
         "model": str(tiny_dir),
@@ -304,17 +309,7 @@ def test_attention_loss_is_low_only_when_head_zero_looks_at_the_target():
 def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path, axis_heads):
     """With --attend-weight the history logs the attention loss, and it falls as the taught head (head 0,
     or a head per axis) learns to look."""
-    finetune(
-        _config(
-            tiny_dir,
-            tmp_path,
-            data=("shapes:max1",),
-            steps=40,
-            save_every=40,
-            attend_weight=1.0,
-            attend_axis_heads=axis_heads,
-        )
-    )
+    finetune(_short_single_shape_run(tiny_dir, tmp_path, attend_weight=1.0, attend_axis_heads=axis_heads))
     attend = [h["attend"] for h in _history(tmp_path) if "attend" in h]
     assert len(attend) == 4 and attend[-1] < 0.8 * attend[0], attend
     assert "eager" not in (tmp_path / "final" / "config.json").read_text()  # inference keeps its default
@@ -388,7 +383,7 @@ def test_place_loss_is_low_only_when_the_features_carry_the_code():
 
 def test_place_supervision_trains_the_image_features(tiny_dir, tmp_path):
     """With --place-weight the history logs the place loss, and it falls as the features learn it."""
-    finetune(_config(tiny_dir, tmp_path, data=("shapes:max1",), steps=40, save_every=40, place_weight=1.0))
+    finetune(_short_single_shape_run(tiny_dir, tmp_path, place_weight=1.0))
     place = [h["place"] for h in _history(tmp_path) if "place" in h]
     assert len(place) == 4 and place[-1] < 0.8 * place[0], place
     with pytest.raises(FinetuneError, match="place_weight"):
@@ -402,17 +397,7 @@ def test_place_loss_at_a_language_model_layer_trains_every_image_token(tiny_dir,
 
     from molmo_agent.training.trainer import PlaceTap
 
-    finetune(
-        _config(
-            tiny_dir,
-            tmp_path,
-            data=("shapes:max1",),
-            steps=40,
-            save_every=40,
-            place_weight=1.0,
-            place_layer=1,
-        )
-    )
+    finetune(_short_single_shape_run(tiny_dir, tmp_path, place_weight=1.0, place_layer=1))
     place = [h["place"] for h in _history(tmp_path) if "place" in h]
     assert len(place) == 4 and place[-1] < 0.8 * place[0], place
     model = Molmo2ForConditionalGeneration.from_pretrained(tmp_path / "final")
