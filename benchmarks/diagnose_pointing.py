@@ -139,9 +139,12 @@ def routing(model, processor, examples: list[Example]) -> tuple[list[float], lis
 
 def _coordinate_values(tokenizer) -> dict[int, int]:
     """Token id -> per-mille value for vocabularies with one token per coordinate; empty otherwise."""
+    from molmo_agent.backends.tiny_molmo2 import NUMBER_TOKENS
+
     vocab = tokenizer.get_vocab()
-    names = [f"{value:03d}" for value in range(1000)]
-    return {vocab[name]: value for value, name in enumerate(names)} if all(n in vocab for n in names) else {}
+    if not all(token in vocab for token in NUMBER_TOKENS):
+        return {}
+    return {vocab[token]: value for value, token in enumerate(NUMBER_TOKENS)}
 
 
 def reading(model, processor, examples: list[Example]) -> Reading | None:
@@ -153,6 +156,7 @@ def reading(model, processor, examples: list[Example]) -> Reading | None:
         output = model(**batch, output_attentions=True)
     last = output.attentions[-1].float()  # (B, heads, L, L)
     values = _coordinate_values(processor.tokenizer)
+    value_ids = torch.tensor(list(values), dtype=torch.long)
     found = []  # (row, query position, target mask, axis, true per-mille value)
     for row in range(len(examples)):
         height, width = examples[row].image.shape[:2]
@@ -180,9 +184,8 @@ def reading(model, processor, examples: list[Example]) -> Reading | None:
         picks[axis].append(bool(target[image[weights.argmax()]]))
         attended[axis].append(abs(float(weights @ centres / weights.sum()) - truth))
         if values:
-            logits = output.logits[row, position].float()
-            ids = torch.tensor(list(values))
-            own[axis].append(abs(values[int(ids[logits[ids].argmax()])] - truth))
+            logits = output.logits[row, position, value_ids]
+            own[axis].append(abs(values[int(value_ids[logits.argmax()])] - truth))
 
     def median(pair):
         return tuple(float(np.median(v)) if v else float("nan") for v in pair)
