@@ -275,34 +275,67 @@ def test_attention_targets_are_the_tokens_holding_the_answer_point(tiny_dir):
     assert (batch["attend_query"][1] == -1).all() and not batch["attend_target"][1].any()
 
 
-def test_attention_loss_is_low_only_when_head_zero_looks_at_the_target():
+def test_attention_loss_is_low_only_when_the_taught_head_looks_at_the_target():
+    """Rows are the taught head's attention per layer; the first layer is left out."""
     from molmo_agent.training.trainer import attention_loss
 
     length = 10
     query = torch.tensor([[8, -1]])
     target = torch.zeros(1, 2, length, dtype=torch.bool)
     target[0, 0, 3] = True
-    uniform = torch.full((1, 2, length, length), 1.0 / length)
+    uniform = torch.full((1, 2, length), 1.0 / length)
     focused = uniform.clone()
-    focused[0, 0, 8] = 0.0
-    focused[0, 0, 8, 3] = 1.0  # head 0 at position 8 looks at token 3 alone
+    focused[0, 0] = 0.0
+    focused[0, 0, 3] = 1.0  # the position at 8 looks at token 3 alone
     elsewhere = uniform.clone()
-    elsewhere[0, 0, 8] = 0.0
-    elsewhere[0, 0, 8, 4] = 1.0
-    assert float(attention_loss((uniform, focused), query, target)) < 1e-5
-    assert float(attention_loss((uniform, uniform), query, target)) == pytest.approx(
+    elsewhere[0, 0] = 0.0
+    elsewhere[0, 0, 4] = 1.0
+    assert float(attention_loss([uniform, focused], query, target)) < 1e-5
+    assert float(attention_loss([focused, uniform], query, target)) == pytest.approx(
         torch.log(torch.tensor(10.0))
     )
-    assert float(attention_loss((uniform, elsewhere), query, target)) > 10
-    assert attention_loss((uniform, focused), torch.full((1, 2), -1), target) is None
-    # a head per axis: the same look by head 1 counts only where that position teaches head 1
-    by_head_one = uniform.clone()
-    by_head_one[0, 1, 8] = 0.0
-    by_head_one[0, 1, 8, 3] = 1.0
-    assert float(attention_loss((uniform, by_head_one), query, target, torch.tensor([[1, 0]]))) < 1e-5
-    assert float(attention_loss((uniform, by_head_one), query, target)) == pytest.approx(
-        torch.log(torch.tensor(10.0))
-    )
+    assert float(attention_loss([uniform, elsewhere], query, target)) > 10
+    assert attention_loss([uniform, focused], torch.full((1, 2), -1), target) is None
+    assert attention_loss([], query, target) is None
+
+
+@pytest.mark.parametrize("axis_heads", [False, True])
+def test_taught_rows_are_the_eager_attention_of_the_taught_heads(tiny_dir, axis_heads):
+    """The rows recomputed beside SDPA are exactly what the eager kernel weighs (padded batch, grouped
+    key heads), the model's output is unchanged, and the rows carry a gradient."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from molmo_agent.training import attention_rows
+    from molmo_agent.training.batches import TurnCollator
+    from molmo_agent.training.examples import shapes_example
+
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    examples = [shapes_example(seed, "molmo2", max_shapes=3) for seed in (1, 2, 3)]
+    batch = TurnCollator(processor, attention_targets=True)(examples)
+    query, axis = batch.pop("attend_query"), batch.pop("attend_axis")
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "attend_target")}
+    assert bool((inputs["attention_mask"] == 0).any()), "the examples should differ in length (padding)"
+    heads = axis if axis_heads else torch.zeros_like(query)
+
+    eager = AutoModelForImageTextToText.from_pretrained(tiny_dir, attn_implementation="eager")
+    expected = eager(**inputs, output_attentions=True)
+    fast = AutoModelForImageTextToText.from_pretrained(tiny_dir, attn_implementation="sdpa")
+    taught = attention_rows.install(fast)
+    taught.arm(query, heads)
+    output = fast(**inputs)
+    rows = taught.disarm()
+
+    assert torch.allclose(output.logits, expected.logits, atol=1e-4)
+    assert len(rows) == len(expected.attentions) and taught.query is None
+    valid = query >= 0
+    batch_rows = torch.arange(query.shape[0])[:, None].expand_as(query)
+    for layer_rows, full in zip(rows, expected.attentions, strict=True):
+        reference = full[batch_rows, heads, query.clamp(min=0)]
+        assert torch.allclose(layer_rows[valid], reference[valid], atol=1e-5)
+    rows[-1][valid].sum().backward()
+    assert fast.model.language_model.layers[-1].self_attn.q_proj.weight.grad is not None
+    fast(**inputs)  # disarmed: nothing recorded
+    assert taught.rows == []
 
 
 @pytest.mark.parametrize("axis_heads", [False, True])

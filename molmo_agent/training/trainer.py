@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from typing import Any
 import torch
 
 from ..errors import MolmoAgentError
+from . import attention_rows
 from .answer_tokens import PLACES, VALUE, coordinate_digit_tokens, decoded_pieces
+from .attention_rows import TaughtRows
 from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
 
 logger = logging.getLogger(__name__)
@@ -331,7 +333,7 @@ def _starting_checkpoint(config: FinetuneConfig) -> str:
     return str(init_dir)
 
 
-def _load_for_training(location: str, device: torch.device, eager_attention: bool = False):
+def _load_for_training(location: str, device: torch.device):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from ..backends.registry import resolve
@@ -343,8 +345,9 @@ def _load_for_training(location: str, device: torch.device, eager_attention: boo
             "transformers); v1 needs its remote training code"
         )
     processor = AutoProcessor.from_pretrained(resolved.location)
-    options = {"attn_implementation": "eager"} if eager_attention else {}  # eager: attention weights
-    model = AutoModelForImageTextToText.from_pretrained(resolved.location, dtype=torch.float32, **options)
+    model = AutoModelForImageTextToText.from_pretrained(
+        resolved.location, dtype=torch.float32, attn_implementation="sdpa"
+    )
     return model.to(device), processor, resolved
 
 
@@ -468,23 +471,29 @@ def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
 def _answer_loss(
     model,
     batch: dict[str, torch.Tensor],
-    supervise_attention: bool = False,
+    taught: TaughtRows | None = None,
     place: PlaceProbe | None = None,
     attend_axis_heads: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Mean cross-entropy over answer tokens (logits are only computed for the answer's span), with the
     per-token losses and the labels they belong to (for :func:`coordinate_digit_losses`), and the
-    auxiliary losses the batch has targets for: ``attend`` (:func:`attention_loss`, when
-    ``supervise_attention``; a head per axis with ``attend_axis_heads``) and ``place``
-    (:func:`place_loss`, when ``place`` is given)."""
+    auxiliary losses the batch has targets for: ``attend`` (:func:`attention_loss`, when ``taught``, the
+    recorder :func:`attention_rows.install` put in the model, is given; a head per axis with
+    ``attend_axis_heads``) and ``place`` (:func:`place_loss`, when ``place`` is given)."""
     labels = batch.pop("labels")
     query, target = batch.pop("attend_query", None), batch.pop("attend_target", None)
     axis = batch.pop("attend_axis", None)
     place_target = batch.pop("place_target", None)
     answer_positions = (labels != IGNORE_INDEX).any(dim=0).nonzero()
     keep = labels.shape[1] - int(answer_positions.min()) + 1 if len(answer_positions) else 1
-    supervise = supervise_attention and query is not None
-    output = model(**batch, logits_to_keep=keep, output_attentions=supervise)
+    supervise = taught is not None and query is not None and bool((query >= 0).any())
+    if supervise:
+        heads = axis if attend_axis_heads and axis is not None else torch.zeros_like(query)
+        taught.arm(query, heads)
+    try:
+        output = model(**batch, logits_to_keep=keep)
+    finally:
+        rows = taught.disarm() if supervise else []
     logits = output.logits.float()
     shifted_logits = logits[:, :-1]
     shifted_labels = labels[:, labels.shape[1] - keep + 1 :]
@@ -494,11 +503,7 @@ def _answer_loss(
     mask = shifted_labels != IGNORE_INDEX
     loss = token_losses.sum() / mask.sum().clamp(min=1)
     auxiliary = {
-        "attend": (
-            attention_loss(output.attentions, query, target, axis if attend_axis_heads else None)
-            if supervise
-            else None
-        ),
+        "attend": (attention_loss(rows, query, target) if supervise else None),
         "place": (
             place_loss(place.tap.value, place_target, place.readout, place.code)
             if place is not None and place_target is not None and place.tap.value is not None
@@ -509,31 +514,27 @@ def _answer_loss(
 
 
 def attention_loss(
-    attentions: tuple[torch.Tensor, ...],
+    rows: Sequence[torch.Tensor],
     query: torch.Tensor,
     target: torch.Tensor,
-    heads: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """Mean over supervised positions and layers of -log(attention mass of the taught head on the targets).
 
-    ``attentions``: per language-model layer (B, heads, L, L); ``query`` (B, Q) positions, -1 for none;
-    ``target`` (B, Q, L) the tokens to look at; ``heads`` (B, Q) which head each position teaches (the
-    batch's ``attend_axis`` for a head per axis), head 0 everywhere when ``None``. Only those heads are
-    taught, so the others stay free for whatever else the answer needs (the prompt's words, the format).
+    ``rows``: per language-model layer (B, Q, L), the taught head's attention at each supervised position
+    (:class:`attention_rows.TaughtRows`: head 0, or the batch's ``attend_axis`` for a head per axis);
+    ``query`` (B, Q) those positions, -1 for none; ``target`` (B, Q, L) the tokens to look at. Only the
+    taught heads learn to look, so the others stay free for whatever else the answer needs (the prompt's
+    words, the format).
     The first layer is left out (unless it is the only one) because its queries come from each position's
     own token alone, before anything has told that position which object the prompt names.
     ``None`` when the batch has no supervised position (answers without points).
     """
     valid = query >= 0
-    if not bool(valid.any()):
+    if not bool(valid.any()) or not rows:
         return None
-    index = query.clamp(min=0)
-    heads = torch.zeros_like(index) if heads is None else heads.to(index.device)
-    batch_rows = torch.arange(index.shape[0], device=index.device)[:, None].expand_as(index)
     terms = []
-    for layer in attentions[1:] if len(attentions) > 1 else attentions:
-        rows = layer[batch_rows, heads, index].float()  # (B, Q, L): each position's taught head
-        mass = (rows * target).sum(-1)
+    for layer_rows in rows[1:] if len(rows) > 1 else rows:
+        mass = (layer_rows.float() * target).sum(-1)
         terms.append(-torch.log(mass.clamp(min=1e-6))[valid])
     return torch.cat(terms).mean()
 
@@ -622,7 +623,8 @@ def finetune(config: FinetuneConfig) -> Path:
     config.out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(config.out_dir)
     source = str(resume_from) if resume_from and config.lora_rank == 0 else _starting_checkpoint(config)
-    model, processor, _ = _load_for_training(source, device, eager_attention=config.attend_weight > 0)
+    model, processor, _ = _load_for_training(source, device)
+    taught = attention_rows.install(model) if config.attend_weight > 0 else None
     if config.attend_axis_heads and model.config.get_text_config().num_attention_heads < 2:
         raise FinetuneError("attend_axis_heads needs a language model with at least two attention heads")
     if config.lora_rank:
@@ -670,7 +672,7 @@ def finetune(config: FinetuneConfig) -> Path:
                 unpack_pixels(batch, *pixel_stats)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     loss, token_losses, answer_labels, auxiliary = _answer_loss(
-                        model, batch, config.attend_weight > 0, place, config.attend_axis_heads
+                        model, batch, taught, place, config.attend_axis_heads
                     )
                 objective = loss + sum(weights[name] * value for name, value in auxiliary.items())
                 (objective / config.grad_accum).backward()
