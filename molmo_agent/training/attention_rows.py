@@ -49,9 +49,9 @@ def select_rows(
     batch, num_heads, length, _ = query.shape
     groups = num_heads // key.shape[1]
     rows = torch.arange(batch, device=query.device)[:, None].expand_as(positions)
-    picked_query = query[rows, heads, positions]  # (B, Q, D)
-    picked_key = key[rows, heads // groups]  # (B, Q, L, D)
-    scores = torch.einsum("bqd,bqld->bql", picked_query, picked_key).float() * scaling
+    picked_query = query[rows, heads, positions].float()  # (B, Q, D); float even under bf16 autocast
+    picked_key = key[rows, heads // groups].float()  # (B, Q, L, D)
+    scores = torch.einsum("bqd,bqld->bql", picked_query, picked_key) * scaling
     if mask is None:
         allowed = torch.arange(length, device=query.device) <= positions[..., None]
         scores = scores.masked_fill(~allowed, float("-inf"))
