@@ -28,7 +28,6 @@ import torch
 from ..errors import MolmoAgentError
 from . import attention_rows
 from .answer_tokens import PLACES, VALUE, coordinate_digit_tokens, decoded_pieces
-from .attention_rows import TaughtRows
 from .batches import IGNORE_INDEX, BatchStream, Mixture, SourceSpec, TurnCollator, unpack_pixels
 
 logger = logging.getLogger(__name__)
@@ -471,7 +470,7 @@ def _place_probe(model, processor, config: FinetuneConfig) -> PlaceProbe:
 def _answer_loss(
     model,
     batch: dict[str, torch.Tensor],
-    taught: TaughtRows | None = None,
+    taught: attention_rows.TaughtRows | None = None,
     place: PlaceProbe | None = None,
     attend_axis_heads: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
