@@ -98,23 +98,14 @@ def published_8b_config(tokenizer, vocab_size: int = 151936):
     """
     from transformers import Molmo2Config
 
-    from .backends.tiny_molmo2 import IMAGE_SPECIAL_TOKENS
+    from .backends.tiny_molmo2 import image_token_settings, with_text_token_ids
 
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in IMAGE_SPECIAL_TOKENS}
     config = Molmo2Config(
         adapter_config={"text_hidden_size": 4096, "intermediate_size": 12288},
         text_config={"vocab_size": vocab_size},
-        image_start_token_id=ids["<im_start>"],
-        low_res_image_start_token_id=ids["<low_res_im_start>"],
-        image_end_token_id=ids["<im_end>"],
-        image_patch_id=ids["<im_patch>"],
-        frame_start_token_id=ids["<frame_start>"],
-        frame_end_token_id=ids["<frame_end>"],
+        **image_token_settings(tokenizer),
     )
-    config.bos_token_id = tokenizer.bos_token_id
-    config.eos_token_id = tokenizer.eos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    return config
+    return with_text_token_ids(config, tokenizer)
 
 
 def build_random_checkpoint(size: str, out_dir: str | Path, device: str, dtype: str, seed: int = 0) -> dict:

@@ -244,10 +244,33 @@ def _build_tokenizer(spec: TinyMolmo2Spec | None = None):
     return tokenizer, len(vocab)
 
 
+def image_token_settings(tokenizer) -> dict[str, int]:
+    """The ``Molmo2Config`` arguments that name our tokenizer's image-marker ids.
+
+    Every config built for this tokenizer, whatever its size, needs the same ids, or the model would
+    look for image patches at the wrong tokens."""
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in IMAGE_SPECIAL_TOKENS}
+    return {
+        "image_start_token_id": ids["<im_start>"],
+        "low_res_image_start_token_id": ids["<low_res_im_start>"],
+        "image_end_token_id": ids["<im_end>"],
+        "image_patch_id": ids["<im_patch>"],
+        "frame_start_token_id": ids["<frame_start>"],
+        "frame_end_token_id": ids["<frame_end>"],
+    }
+
+
+def with_text_token_ids(config, tokenizer):
+    """``config`` with the tokenizer's bos/eos/pad ids, which generation reads from the config."""
+    config.bos_token_id = tokenizer.bos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
 def _build_config(spec: TinyMolmo2Spec, tokenizer, vocab_size: int):
     from transformers import Molmo2Config
 
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in IMAGE_SPECIAL_TOKENS}
     vit_heads_dim = spec.vit_width // spec.vit_heads
     vision_init = spec.vision_init_range or (1.0 / spec.vit_width**0.5)
     grid = spec.crop_size // spec.patch_size
@@ -286,18 +309,10 @@ def _build_config(spec: TinyMolmo2Spec, tokenizer, vocab_size: int):
             "max_position_embeddings": spec.max_position_embeddings,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
         },
-        image_start_token_id=ids["<im_start>"],
-        low_res_image_start_token_id=ids["<low_res_im_start>"],
-        image_end_token_id=ids["<im_end>"],
-        image_patch_id=ids["<im_patch>"],
-        frame_start_token_id=ids["<frame_start>"],
-        frame_end_token_id=ids["<frame_end>"],
+        **image_token_settings(tokenizer),
         **spec.extra,
     )
-    config.bos_token_id = tokenizer.bos_token_id
-    config.eos_token_id = tokenizer.eos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    return config
+    return with_text_token_ids(config, tokenizer)
 
 
 def image_processor_for(spec: TinyMolmo2Spec):
