@@ -4,7 +4,8 @@
 
 SyntheticGui: first-tap success on "tap the <colour> <shape> icon" tasks (540x960 phone screen, app filling
 it, difficulty 0), plain, with screenshots rescaled 0.5x / 1.5x, given as BGR arrays, and through the gRPC
-server and client; plus harder settings (difficulty 1, 2, small app windows) for reference.
+server and client (the plain view's misses broken down by kind: wrong colour, wrong shape, blank near
+or far); plus harder settings (difficulty 1, 2, small app windows) for reference.
 TabletopPointing: hits within 2 cm and the median 3-D error of the deprojected point. Seeds 0..N-1 are
 evaluation seeds; training draws seeds from 1,000,000 up.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import molmo_agent as ma
 from molmo_agent.server.app import BackgroundServer
 from molmo_agent.server.config import ServerConfig
-from molmo_agent.training.evaluate import View, evaluate_synthetic_gui, evaluate_tabletop
+from molmo_agent.training.evaluate import View, evaluate_synthetic_gui, evaluate_tabletop, miss_kinds
 
 
 def main() -> None:
@@ -41,7 +42,11 @@ def main() -> None:
 
     for view in (View(), View(scale=0.5), View(scale=1.5), View(bgr=True)):
         started = time.perf_counter()
-        record(f"synthetic_gui icon d0 [{view.name}]", evaluate_synthetic_gui(model, seeds, view), started)
+        result = evaluate_synthetic_gui(model, seeds, view)
+        record(f"synthetic_gui icon d0 [{view.name}]", result, started)
+        if view == View():
+            rows["synthetic_gui icon d0 [plain]"]["misses"] = misses = dict(miss_kinds(result.records))
+            print("  misses: " + (", ".join(f"{n} {kind}" for kind, n in misses.items()) or "none"))
     started = time.perf_counter()
     config = ServerConfig(port=0, warmup=False, max_batch_size=8, max_batch_wait_ms=5)
     with BackgroundServer(config, model) as server:

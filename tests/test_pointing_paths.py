@@ -18,7 +18,7 @@ from molmo_agent.model import MolmoModel
 from molmo_agent.parsing import format_points_molmo2
 from molmo_agent.server.app import BackgroundServer
 from molmo_agent.server.config import ServerConfig
-from molmo_agent.training.evaluate import View, evaluate_synthetic_gui, evaluate_tabletop
+from molmo_agent.training.evaluate import View, evaluate_synthetic_gui, evaluate_tabletop, miss_kinds
 
 
 def _gui_targets(seeds) -> dict[str, tuple[float, float]]:
@@ -97,3 +97,40 @@ def test_tabletop_oracle_points_lift_to_the_object(tiny_dir):
     assert result.success_rate == 1.0, result.records
     # per-mille rounding moves the point by < 0.4 px: still on the object, whose error is then 0
     assert result.median_error_m is not None and result.median_error_m < 0.005, result.records
+
+
+def test_records_name_the_element_each_tap_hit(plain):
+    assert all(r["hit"] == r["target"] for r in plain.records)
+    assert miss_kinds(plain.records) == {}
+
+
+def test_miss_kinds_say_which_attribute_a_missed_tap_got_wrong():
+    def miss(hit, point=(50.0, 50.0)):
+        return {
+            "success": False,
+            "point": list(point),
+            "hit": hit,
+            "target": "the teal hexagon icon",
+            "target_box": [40, 40, 80, 80],
+        }
+
+    records = [
+        miss("the teal square icon"),
+        miss("the teal cross icon"),
+        miss("the red hexagon icon"),
+        miss("the red star icon"),
+        miss("the Upload list item"),
+        miss(None, point=(100.0, 60.0)),  # 20 px right of a 40 px box: near
+        miss(None, point=(300.0, 60.0)),
+        {**miss(None), "point": None},
+        {**miss("the teal hexagon icon"), "success": True},
+    ]
+    assert miss_kinds(records) == {
+        "icon of the same colour, other shape": 2,
+        "icon of the same shape, other colour": 1,
+        "icon of other colour and shape": 1,
+        "other element (list item)": 1,
+        "blank, near the target": 1,
+        "blank, far from the target": 1,
+        "no action": 1,
+    }

@@ -10,6 +10,7 @@ lands on the named element. The seeds are the env's own reset seeds; training dr
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -117,11 +118,12 @@ def evaluate_synthetic_gui(
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
         action, text = _decide(model, obs["screenshot"], obs["instruction"], view)
-        reward = 0.0
+        reward, hit = 0.0, None
         if action is None:
             unparsed += 1
         else:
-            _, reward, _, _, _ = env.step(action)
+            _, reward, _, _, step_info = env.step(action)
+            hit = step_info["hit"]
         successes += reward > 0
         records.append(
             {
@@ -129,11 +131,44 @@ def evaluate_synthetic_gui(
                 "instruction": obs["instruction"],
                 "answer": text,
                 "point": [action.x, action.y] if action is not None else None,
+                "target": info["target"]["phrase"],
                 "target_box": info["target"]["box"],
+                "hit": hit,
                 "success": bool(reward > 0),
             }
         )
     return SuiteResult("synthetic_gui", view.name, len(seeds), successes, None, unparsed, records)
+
+
+def miss_kinds(records: Sequence[dict[str, Any]]) -> Counter[str]:
+    """Where a SyntheticGui suite's missed taps went, by kind: the next thing to train for.
+
+    An icon miss says which attribute the model got wrong (colour, shape or both); a tap on no element
+    is "near" when it lies within one target width of the target's box (a precision miss), else "far"."""
+    kinds: Counter[str] = Counter()
+    for record in records:
+        if record["success"]:
+            continue
+        hit, target = record.get("hit"), record["target"]
+        if record["point"] is None:
+            kinds["no action"] += 1
+        elif hit is None:
+            x0, y0, x1, y1 = record["target_box"]
+            x, y = record["point"]
+            gap = math.hypot(max(x0 - x, 0, x - x1), max(y0 - y, 0, y - y1))
+            kinds["blank, near the target" if gap <= x1 - x0 else "blank, far from the target"] += 1
+        elif hit.endswith(" icon") and target.endswith(" icon"):
+            (hit_colour, hit_shape), (colour, shape) = hit.split()[1:3], target.split()[1:3]
+            if hit_colour == colour:
+                kinds["icon of the same colour, other shape"] += 1
+            elif hit_shape == shape:
+                kinds["icon of the same shape, other colour"] += 1
+            else:
+                kinds["icon of other colour and shape"] += 1
+        else:
+            kind = "list item" if hit.endswith(" list item") else hit.rsplit(" ", 1)[-1]
+            kinds[f"other element ({kind})"] += 1
+    return kinds
 
 
 def evaluate_tabletop(
