@@ -100,30 +100,33 @@ def test_tabletop_oracle_points_lift_to_the_object(tiny_dir):
 
 
 def test_records_name_the_element_each_tap_hit(plain):
-    assert all(r["hit"] == r["target"] for r in plain.records)
+    assert all(r["hit"] == r["target"] and r["hit_element"] == r["target_element"] for r in plain.records)
     assert miss_kinds(plain.records) == {}
 
 
 def test_miss_kinds_say_which_attribute_a_missed_tap_got_wrong():
+    def icon(color: str, shape: str) -> dict:
+        return {"kind": "icon", "color": color, "shape": shape, "box": [40, 40, 80, 80]}
+
     def miss(hit, point=(50.0, 50.0)):
         return {
             "success": False,
             "point": list(point),
-            "hit": hit,
-            "target": "the teal hexagon icon",
-            "target_box": [40, 40, 80, 80],
+            "hit_element": hit,
+            "target_element": icon("teal", "hexagon"),
         }
 
+    list_item = {"kind": "list_item", "color": "gray", "shape": "", "box": [0, 100, 540, 160]}
     records = [
-        miss("the teal square icon"),
-        miss("the teal cross icon"),
-        miss("the red hexagon icon"),
-        miss("the red star icon"),
-        miss("the Upload list item"),
+        miss(icon("teal", "square")),
+        miss(icon("teal", "cross")),
+        miss(icon("red", "hexagon")),
+        miss(icon("red", "star")),
+        miss(list_item),
         miss(None, point=(100.0, 60.0)),  # 20 px right of a 40 px box: near
         miss(None, point=(300.0, 60.0)),
         {**miss(None), "point": None},
-        {**miss("the teal hexagon icon"), "success": True},
+        {**miss(icon("teal", "hexagon")), "success": True},
     ]
     assert miss_kinds(records) == {
         "icon of the same colour, other shape": 2,

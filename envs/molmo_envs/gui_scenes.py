@@ -103,7 +103,16 @@ class Element:
         return f"the {self.label} {self.kind}"
 
     def describe(self) -> dict[str, object]:
-        return {"id": self.id, "kind": self.kind, "label": self.label, "box": list(self.box)}
+        """The element as plain data (what info dicts and evaluation records carry), phrase included."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "color": self.color,
+            "shape": self.shape,
+            "box": list(self.box),
+            "phrase": self.phrase,
+        }
 
 
 @dataclass(frozen=True)

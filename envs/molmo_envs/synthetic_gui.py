@@ -76,11 +76,12 @@ class SyntheticGuiEnv(gym.Env):
 
     ## Information
     ``task`` (click, toggle, menu_toggle, type or form), ``instruction``, ``multi_step``, ``target`` (the
-    goal element: id, kind, label, box ``[x0, y0, x1, y1]`` in pixels, phrase), ``next_target`` (the element
-    the next oracle action acts on), ``success``, ``app_state`` (drawer, focus, toggles, fields, tapped
-    elements, last submission) and, after a step, ``hit`` (the phrase of the element tapped, or None) and
-    ``error`` (why an action was ignored, or None). :meth:`oracle_action` returns the scripted solver's next
-    action; :meth:`supervision` returns Molmo-format training text for the current step.
+    goal element: id, kind, label, color, shape, box ``[x0, y0, x1, y1]`` in pixels, phrase),
+    ``next_target`` (the element the next oracle action acts on), ``success``, ``app_state`` (drawer, focus,
+    toggles, fields, tapped elements, last submission) and, after a step, ``hit`` (the phrase of the element
+    tapped, or None), ``hit_element`` (that element's fields, as in ``target``, or None) and ``error`` (why
+    an action was ignored, or None). :meth:`oracle_action` returns the scripted solver's next action;
+    :meth:`supervision` returns Molmo-format training text for the current step.
 
     ## Arguments
     - ``screen_size``: canvas ``(width, height)`` in pixels, fixed per env (the Box needs a fixed shape);
@@ -155,14 +156,15 @@ class SyntheticGuiEnv(gym.Env):
         self, action: Action | dict[str, Any]
     ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         scene, task = self._require()
-        hit, error = None, None
+        hit, hit_element, error = None, None, None
         try:
             act = to_action(action)
         except ActionValidationError as exc:
             act, error = None, str(exc)
         if act is not None and act.type in _TAPS and act.point is not None:
             element = scene.tap(*act.point)
-            hit = element.phrase if element is not None else None
+            if element is not None:
+                hit, hit_element = element.phrase, element.describe()
         elif act is not None and act.type in _TYPING:
             if not scene.type_text(act.text or ""):
                 error = "no text field has the focus: tap a field before typing"
@@ -171,7 +173,7 @@ class SyntheticGuiEnv(gym.Env):
         elif act is not None:
             error = f"{act.type.value} does nothing on this screen"
         success = task.done(scene)
-        info = self._info() | {"hit": hit, "error": error}
+        info = self._info() | {"hit": hit, "hit_element": hit_element, "error": error}
         return self._observation(), 1.0 if success else 0.0, success, False, info
 
     def render(self) -> np.ndarray | None:
@@ -250,8 +252,8 @@ class SyntheticGuiEnv(gym.Env):
             "task": task.kind,
             "instruction": task.instruction,
             "multi_step": task.multi_step,
-            "target": target.describe() | {"phrase": target.phrase},
-            "next_target": next_target.describe() | {"phrase": next_target.phrase},
+            "target": target.describe(),
+            "next_target": next_target.describe(),
             "success": task.done(scene),
             "app_state": scene.state(),
         }

@@ -118,12 +118,12 @@ def evaluate_synthetic_gui(
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
         action, text = _decide(model, obs["screenshot"], obs["instruction"], view)
-        reward, hit = 0.0, None
+        reward, hit, hit_element = 0.0, None, None
         if action is None:
             unparsed += 1
         else:
             _, reward, _, _, step_info = env.step(action)
-            hit = step_info["hit"]
+            hit, hit_element = step_info["hit"], step_info["hit_element"]
         successes += reward > 0
         records.append(
             {
@@ -132,8 +132,9 @@ def evaluate_synthetic_gui(
                 "answer": text,
                 "point": [action.x, action.y] if action is not None else None,
                 "target": info["target"]["phrase"],
-                "target_box": info["target"]["box"],
+                "target_element": info["target"],
                 "hit": hit,
+                "hit_element": hit_element,
                 "success": bool(reward > 0),
             }
         )
@@ -149,25 +150,23 @@ def miss_kinds(records: Sequence[dict[str, Any]]) -> Counter[str]:
     for record in records:
         if record["success"]:
             continue
-        hit, target = record.get("hit"), record["target"]
+        hit, target = record["hit_element"], record["target_element"]
         if record["point"] is None:
             kinds["no action"] += 1
         elif hit is None:
-            x0, y0, x1, y1 = record["target_box"]
+            x0, y0, x1, y1 = target["box"]
             x, y = record["point"]
             gap = math.hypot(max(x0 - x, 0, x - x1), max(y0 - y, 0, y - y1))
             kinds["blank, near the target" if gap <= x1 - x0 else "blank, far from the target"] += 1
-        elif hit.endswith(" icon") and target.endswith(" icon"):
-            (hit_colour, hit_shape), (colour, shape) = hit.split()[1:3], target.split()[1:3]
-            if hit_colour == colour:
+        elif hit["kind"] == target["kind"] == "icon":
+            if hit["color"] == target["color"]:
                 kinds["icon of the same colour, other shape"] += 1
-            elif hit_shape == shape:
+            elif hit["shape"] == target["shape"]:
                 kinds["icon of the same shape, other colour"] += 1
             else:
                 kinds["icon of other colour and shape"] += 1
         else:
-            kind = "list item" if hit.endswith(" list item") else hit.rsplit(" ", 1)[-1]
-            kinds[f"other element ({kind})"] += 1
+            kinds[f"other element ({str(hit['kind']).replace('_', ' ')})"] += 1
     return kinds
 
 
