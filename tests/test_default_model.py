@@ -53,7 +53,9 @@ def _inside(point, box) -> bool:
 
 def _rate_with(records, change) -> float:
     """Success of the same predictions after ``change`` maps each point (a stand-in for a coordinate bug)."""
-    hits = [r["point"] is not None and _inside(change(*r["point"]), r["target_element"]["box"]) for r in records]
+    hits = [
+        r["point"] is not None and _inside(change(*r["point"]), r["target_element"]["box"]) for r in records
+    ]
     return sum(hits) / len(records)
 
 
