@@ -59,15 +59,18 @@ def _rate_with(records, change) -> float:
     return sum(hits) / len(records)
 
 
-def test_the_default_is_a_small_molmo2_in_safetensors_with_digit_tokens(default_model):
+def test_the_default_is_a_small_molmo2_in_safetensors_with_easy_coordinates(default_model):
+    """Every coordinate Molmo2 writes (per mille, three digits: ``007``, ``999``) spells the same way: one
+    token for the whole value or one per digit, never a BPE merge that splits some values and not others."""
     from molmo_agent.backends.registry import DEFAULT_MODEL_DIR
 
     size_mb = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir()) / 2**20
     assert size_mb < 20
     assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
     assert default_model.info.family == "molmo2"
-    digits = default_model.backend.tokenizer("123", add_special_tokens=False)["input_ids"]
-    assert len(digits) == 3  # one token per digit
+    tokenizer = default_model.backend.tokenizer
+    lengths = {len(tokenizer(f"{v:03d}", add_special_tokens=False)["input_ids"]) for v in range(1000)}
+    assert lengths in ({1}, {3}), lengths
 
 
 @trained

@@ -1,0 +1,85 @@
+"""The README's reproduce command for the embedded default, ``benchmarks/train_default_cpu.sh``, really
+replays the lineage: its stages chain, every flag is one ``molmo-agent finetune`` accepts, and its last
+stage is the recipe recorded in the shipped checkpoint's ``molmo_agent.json``.
+
+The script is run for real by bash, with ``python`` on PATH replaced by a recorder (the stages train for
+~20 hours on a CPU); the recorded command lines are then parsed by the real CLI parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from molmo_agent.backends.registry import DEFAULT_MODEL_DIR
+from molmo_agent.cli import _build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "train_default_cpu.sh"
+
+RECORDER = """
+import json, os, sys
+from pathlib import Path
+argv = sys.argv[1:]
+with open(os.environ["RECORD"], "a") as log:
+    log.write(json.dumps(argv) + "\\n")
+if "finetune" in argv:
+    final = Path(argv[argv.index("--out") + 1]) / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    (final / "config.json").write_text("{}")
+"""
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> list[list[str]]:
+    tmp = tmp_path_factory.mktemp("reproduce")
+    (tmp / "recorder.py").write_text(RECORDER)
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp / "recorder.py"}" "$@"\n')
+    fake.chmod(0o755)
+    env = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(tmp / "out")}
+    env["RECORD"] = str(tmp / "record.jsonl")
+    done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in (tmp / "record.jsonl").read_text().splitlines()]
+
+
+def _finetune_args(recorded: list[list[str]]):
+    parser = _build_parser()
+    calls = [argv for argv in recorded if "finetune" in argv]
+    assert calls and all(argv[:2] == ["-m", "molmo_agent.cli"] for argv in calls)
+    return [parser.parse_args(argv[2:]) for argv in calls]
+
+
+def test_every_stage_parses_and_continues_the_previous_one(recorded):
+    stages = _finetune_args(recorded)
+    assert stages[0].init_preset == "pointer-numbers-fine" and stages[0].model is None
+    for before, after in zip(stages, stages[1:], strict=False):
+        assert after.model == str(Path(before.out) / "final")
+        assert after.init_preset is None
+    assert all(s.time_budget_min is None for s in stages)  # schedules over steps, not wall time
+    evaluation = recorded[-1]
+    assert evaluation[0] == "benchmarks/eval_default_model.py"
+    assert evaluation[evaluation.index("--model") + 1] == str(Path(stages[-1].out) / "final")
+
+
+def test_the_last_stage_is_the_shipped_checkpoints_recipe(recorded):
+    meta = json.loads((DEFAULT_MODEL_DIR / "molmo_agent.json").read_text())
+    if "trained_by" not in meta:
+        pytest.skip("the embedded default is still the random tiny checkpoint: nothing to compare against")
+    config = meta["config"]
+    last = _finetune_args(recorded)[-1]
+    assert meta["step"] == last.steps
+    assert tuple(last.data) == tuple(config["data"])
+    assert (last.lr, last.warmup, last.seed) == (config["lr"], config["warmup_steps"], config["seed"])
+    assert (last.batch_size, last.decay_fraction) == (config["batch_size"], config["decay_fraction"])
+    assert (last.vision_lr_scale, last.attend_weight) == (config["vision_lr_scale"], config["attend_weight"])
+    assert (last.place_weight, last.place_code) == (config["place_weight"], config["place_code"])
+    assert last.attend_axis_heads == config["attend_axis_heads"]
