@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def _finetune_args(recorded: list[list[str]]):
 def test_every_stage_parses_and_continues_the_previous_one(recorded):
     stages = _finetune_args(recorded)
     assert stages[0].init_preset == "pointer-numbers-fine" and stages[0].model is None
-    for before, after in zip(stages, stages[1:], strict=False):
+    for before, after in pairwise(stages):
         assert after.model == str(Path(before.out) / "final")
         assert after.init_preset is None
     assert all(s.time_budget_min is None for s in stages)  # schedules over steps, not wall time

@@ -46,9 +46,10 @@ KNOWN_MODELS: dict[str, KnownModel] = {
         KnownModel(
             DEFAULT_MODEL_NAME,
             "molmo2",
-            "tiny (~0.2M)",
-            "embedded in the package; Molmo2 architecture, random weights",
-            "points nowhere useful until a trained default replaces it",
+            "3.3M",
+            "embedded in the package; Molmo2 architecture trained by `molmo-agent finetune` on SyntheticGui"
+            " and TabletopPointing",
+            "points at SyntheticGui icons and tabletop objects; knows nothing of real photos or apps",
         ),
     )
 }
