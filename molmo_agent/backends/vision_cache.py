@@ -13,6 +13,7 @@ crops the processor makes, and one backend always uses the same processor and we
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -31,15 +32,28 @@ def image_key(image: Image.Image) -> bytes:
     return digest.digest()
 
 
-def _image_slices(inputs: dict[str, torch.Tensor]) -> list[tuple[slice, torch.Tensor]]:
-    """Per image: its crops in ``pixel_values`` and its pooling rows re-based to those crops.
+def _image_slices(inputs: dict[str, torch.Tensor], per_image: bool) -> list[tuple[slice, torch.Tensor]]:
+    """Per image: its crops in ``pixel_values`` and its pooling rows numbered from its own first patch.
 
-    The processor numbers patches across the whole batch, so a row belongs to the image whose patch range
-    holds its indices; rows that pool nothing (all ``-1``) produce no token and are dropped.
+    transformers >= 5.25 (``per_image``) numbers each image's patches from 0 and gives it exactly the rows its
+    grid says (high-res rows x cols + low-res rows x cols). Earlier versions number patches across the whole
+    batch: there a row belongs to the image whose patch range holds its indices, and rows that pool nothing
+    (all ``-1``) produce no token and are dropped.
     """
     crops = inputs["image_num_crops"].tolist()
-    patches_per_crop = inputs["pixel_values"].shape[1]
     pooling = inputs["image_token_pooling"]
+    if per_image:
+        grids = inputs["image_grids"]
+        tokens = (grids[:, 0] * grids[:, 1] + grids[:, 2] * grids[:, 3]).tolist()
+        if sum(tokens) != pooling.shape[0]:
+            return []
+        row_starts = [sum(tokens[:i]) for i in range(len(tokens))]
+        crop_starts = [sum(crops[:i]) for i in range(len(crops))]
+        return [
+            (slice(first, first + count), pooling[start : start + n])
+            for first, count, start, n in zip(crop_starts, crops, row_starts, tokens, strict=True)
+        ]
+    patches_per_crop = inputs["pixel_values"].shape[1]
     owner_patch = pooling.max(dim=-1).values
     result, first_crop = [], 0
     for count in crops:
@@ -58,6 +72,8 @@ class VisionFeatureCache:
             raise ValueError(f"the vision cache needs at least 1 entry, got {entries}")
         self.model = model
         self.entries = entries
+        # transformers >= 5.25 numbers pooling rows per image and takes each image's crop count
+        self._per_image = "image_num_crops" in inspect.signature(model.get_image_features).parameters
         self._features: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -78,7 +94,7 @@ class VisionFeatureCache:
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         keys = [image_key(image) for image in images]
-        slices = _image_slices(inputs)
+        slices = _image_slices(inputs, self._per_image)
         if len(slices) != len(keys):  # not the layout this cache understands: let the model encode
             return inputs
         first_of = {key: i for i, key in reversed(list(enumerate(keys)))}
@@ -102,11 +118,12 @@ class VisionFeatureCache:
         for i in missing:
             crops, rows = slices[i]
             pixels.append(inputs["pixel_values"][crops])
-            pooling.append(torch.where(rows >= 0, rows + offset, rows))
+            pooling.append(rows if self._per_image else torch.where(rows >= 0, rows + offset, rows))
             offset += (crops.stop - crops.start) * patches_per_crop
-        output = self.model.get_image_features(
-            torch.cat(pixels), torch.cat(pooling), inputs["image_grids"][missing]
-        )
+        args = [torch.cat(pixels), torch.cat(pooling), inputs["image_grids"][missing]]
+        if self._per_image:
+            args.append(inputs["image_num_crops"][missing])
+        output = self.model.get_image_features(*args)
         return dict(zip(missing, output.pooler_output, strict=True))
 
     def _remember(self, key: bytes, features: torch.Tensor) -> None:
