@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce, stage by stage on a CPU, the embedded default model (molmo_agent/default_model/): 14 stages, each
 # the command of one training session recorded in docs/training/README.md. When it is done:
-#   cp "$OUT/fourteenth/final/"* molmo_agent/default_model/
+#   cp "$OUT/fourteenth_cpu/final/"* molmo_agent/default_model/
 #
 # Each stage is one `molmo-agent finetune` run that continues the previous stage's final checkpoint, with
 # the flags, data mixture, lr, warm-up and seed that docs/training/README.md records for it (fifth section
@@ -139,10 +139,10 @@ stage thirteenth_cpu_cont "$OUT/thirteenth_cpu/final" 16 1e-4 20 638 "$MIX_C" "$
 
 # --- fourteenth section: the shipped default (documented: --steps 3000, 112-min budget, stopped at 2,473
 # steps; 91.0% held-out taps).
-stage fourteenth "$OUT/thirteenth_cpu_cont/final" 17 2e-4 20 "$FOURTEENTH_STEPS" "$MIX_C" "${LATE[@]}" \
+stage fourteenth_cpu "$OUT/thirteenth_cpu_cont/final" 17 2e-4 20 "$FOURTEENTH_STEPS" "$MIX_C" "${LATE[@]}" \
   --attend-axis-heads
 
 # Held-out check of the result (200 seeds, the headline settings only; ~3 minutes). The report goes to
 # $OUT, not to the script's default benchmarks/results/default_model_eval.json in the checkout.
-python benchmarks/eval_default_model.py --model "$OUT/fourteenth/final" --seeds 200 --skip-extra \
+python benchmarks/eval_default_model.py --model "$OUT/fourteenth_cpu/final" --seeds 200 --skip-extra \
   --out "$OUT/default_model_eval.json"

@@ -73,8 +73,6 @@ def test_every_stage_parses_and_continues_the_previous_one(recorded):
 
 def test_the_last_stage_is_the_shipped_checkpoints_recipe(recorded):
     meta = json.loads((DEFAULT_MODEL_DIR / "molmo_agent.json").read_text())
-    if "trained_by" not in meta:
-        pytest.skip("the embedded default is still the random tiny checkpoint: nothing to compare against")
     config = meta["config"]
     last = _finetune_args(recorded)[-1]
     assert meta["step"] == last.steps
@@ -84,3 +82,15 @@ def test_the_last_stage_is_the_shipped_checkpoints_recipe(recorded):
     assert (last.vision_lr_scale, last.attend_weight) == (config["vision_lr_scale"], config["attend_weight"])
     assert (last.place_weight, last.place_code) == (config["place_weight"], config["place_code"])
     assert last.attend_axis_heads == config["attend_axis_heads"]
+
+
+def test_the_lineage_curve_plots_the_stages_the_script_trains(recorded):
+    """``plot_default_lineage.py`` keeps its own list of stages (history file, steps): it must be the
+    script's, or the curve would join histories on a wrong step axis."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from plot_default_lineage import LINEAGE
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    stages = [(Path(s.out).name, s.steps) for s in _finetune_args(recorded)]
+    assert stages == [(stage.history, stage.steps) for stage in LINEAGE]

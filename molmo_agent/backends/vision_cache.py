@@ -16,6 +16,7 @@ import hashlib
 import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import accumulate
 
 import torch
 from PIL import Image
@@ -47,8 +48,8 @@ def _image_slices(inputs: dict[str, torch.Tensor], per_image: bool) -> list[tupl
         tokens = (grids[:, 0] * grids[:, 1] + grids[:, 2] * grids[:, 3]).tolist()
         if sum(tokens) != pooling.shape[0]:
             return []
-        row_starts = [sum(tokens[:i]) for i in range(len(tokens))]
-        crop_starts = [sum(crops[:i]) for i in range(len(crops))]
+        row_starts = list(accumulate(tokens, initial=0))[:-1]
+        crop_starts = list(accumulate(crops, initial=0))[:-1]
         return [
             (slice(first, first + count), pooling[start : start + n])
             for first, count, start, n in zip(crop_starts, crops, row_starts, tokens, strict=True)
