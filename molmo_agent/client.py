@@ -298,12 +298,15 @@ class Client:
         bgr: bool = False,
         encoding: str = "raw",
         timeout_s: float | None = None,
+        max_new_tokens: int = 0,
     ) -> ActReply:
-        """The next GUI action towards ``goal`` (coordinates in screenshot pixels)."""
+        """The next GUI action towards ``goal`` (coordinates in screenshot pixels); ``max_new_tokens`` 0
+        means the library's default answer budget."""
         request = service_pb2.ActRequest(
             goal=goal,
             step=step or "",
             history=[wire.action_to_proto(action) for action in history],
+            max_new_tokens=max_new_tokens,
         )
         wire.image_to_proto(screenshot, bgr=bgr, encoding=encoding, into=request.screenshot)
         msg = self._unary("Act", request, timeout_s)

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -37,6 +37,8 @@ POINT_OPTIONS = GenerationOptions(max_new_tokens=256, stop_at_answer=True, stop_
 """Point and count queries stop once the coordinates are written: the label that would follow is the query
 echoed, so the answer is closed with it (``read_points``) and the points are those of the full answer."""
 ACT_OPTIONS = GenerationOptions(max_new_tokens=96)
+"""The library's budget for an action answer (a plan plus the action fits); Molmo's own AndroidControl
+evaluation decoded 16 new tokens, which callers reproducing it pass as ``max_new_tokens``."""
 GENERATE_OPTIONS = GenerationOptions(max_new_tokens=200)
 
 T = TypeVar("T")
@@ -138,13 +140,17 @@ class MolmoModel:
         step: str | Sequence[str | None] | None = None,
         history: Sequence[Action] = (),
         bgr: bool = False,
+        max_new_tokens: int | None = None,
     ) -> Action | list[Action | None] | None:
         """One action for the screen, or ``None`` when the answer is not an action (see :meth:`act_detailed`).
 
         ``history`` is accepted for API stability; Molmo's AndroidControl format has no history slot
-        (one screenshot, no previous actions), so it is not put into the prompt.
+        (one screenshot, no previous actions), so it is not put into the prompt. ``max_new_tokens`` caps the
+        answer (default ``ACT_OPTIONS``' 96); a cut answer is parsed as it stands.
         """
-        results = self.act_detailed(screenshot, goal, step=step, history=history, bgr=bgr)
+        results = self.act_detailed(
+            screenshot, goal, step=step, history=history, bgr=bgr, max_new_tokens=max_new_tokens
+        )
         return [r.action for r in results] if isinstance(results, list) else results.action
 
     def generate(
@@ -191,11 +197,12 @@ class MolmoModel:
         step: str | Sequence[str | None] | None = None,
         history: Sequence[Action] = (),
         bgr: bool = False,
+        max_new_tokens: int | None = None,
     ) -> ActResult | list[ActResult]:
         batch, images, goals = _as_batch(screenshot, goal)
         steps = _broadcast(step, len(goals), "step")
         prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
-        results = self._ask(images, prompt_texts, ACT_OPTIONS, bgr, read_action)
+        results = self._ask(images, prompt_texts, act_options(max_new_tokens), bgr, read_action)
         return results if batch else results[0]
 
     def warmup(self) -> float:
@@ -255,6 +262,13 @@ class MolmoModel:
     def _model_view(self, img: Image.Image) -> Image.Image:
         target = fit_within(img.size, self.model_input_max_pixels)
         return img if target == img.size else img.resize(target, Image.Resampling.BILINEAR)
+
+
+def act_options(max_new_tokens: int | None = None) -> GenerationOptions:
+    """``ACT_OPTIONS`` with another token budget (``None`` keeps the default); shared with the server."""
+    if max_new_tokens is None:
+        return ACT_OPTIONS
+    return replace(ACT_OPTIONS, max_new_tokens=int(max_new_tokens))
 
 
 def _elapsed_ms(started: float) -> float:

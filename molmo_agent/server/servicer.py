@@ -24,7 +24,7 @@ from .. import prompts, wire
 from ..backends.base import GenerationOptions, Request
 from ..errors import MolmoAgentError
 from ..geometry import point_to_3d
-from ..model import ACT_OPTIONS, GENERATE_OPTIONS, POINT_OPTIONS, MolmoModel, read_action, read_points
+from ..model import GENERATE_OPTIONS, POINT_OPTIONS, MolmoModel, act_options, read_action, read_points
 from ..v1 import service_pb2, service_pb2_grpc, types_pb2
 from .batcher import Batcher, DeadlinePassedError, QueueFullError
 from .config import ServerConfig
@@ -303,7 +303,8 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "no screenshot in the request")
         prompt = prompts.act_prompt(request.goal, request.step or None)
         prepared = await self._prepare([request.screenshot])
-        served = await self._run(prepared, prompt, ACT_OPTIONS, context, arrival)
+        options = act_options(self._bounded_tokens(request.max_new_tokens or None))
+        served = await self._run(prepared, prompt, options, context, arrival)
         result = read_action(prepared, served.generation)
         response = service_pb2.ActResponse(
             text=result.text,
@@ -331,14 +332,18 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             num_generated_tokens=result.num_generated_tokens,
         )
 
-    def _options(self, requested) -> GenerationOptions:
-        max_new = requested.max_new_tokens or GENERATE_OPTIONS.max_new_tokens
-        if max_new > self.config.max_new_tokens:
+    def _bounded_tokens(self, max_new: int | None) -> int | None:
+        """A requested answer budget, refused above the server's ``max_new_tokens`` limit."""
+        if max_new is not None and max_new > self.config.max_new_tokens:
             raise RequestFailed(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"max_new_tokens {max_new} is above the server's limit (max_new_tokens) of "
                 f"{self.config.max_new_tokens}",
             )
+        return max_new
+
+    def _options(self, requested) -> GenerationOptions:
+        max_new = self._bounded_tokens(requested.max_new_tokens or GENERATE_OPTIONS.max_new_tokens)
         try:
             return GenerationOptions(
                 max_new_tokens=max_new,

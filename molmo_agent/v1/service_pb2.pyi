@@ -62,16 +62,18 @@ class PointResponse(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[_types_pb2.Point, _Mapping]]] = ..., count: _Optional[int] = ..., text: _Optional[str] = ..., reason: _Optional[str] = ..., model_id: _Optional[str] = ..., timing: _Optional[_Union[_types_pb2.Timing, _Mapping]] = ..., frame_id: _Optional[str] = ..., frame_timestamp: _Optional[float] = ..., frames_dropped: _Optional[int] = ...) -> None: ...
 
 class ActRequest(_message.Message):
-    __slots__ = ("screenshot", "goal", "step", "history")
+    __slots__ = ("screenshot", "goal", "step", "history", "max_new_tokens")
     SCREENSHOT_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     screenshot: _types_pb2.Image
     goal: str
     step: str
     history: _containers.RepeatedCompositeFieldContainer[_types_pb2.Action]
-    def __init__(self, screenshot: _Optional[_Union[_types_pb2.Image, _Mapping]] = ..., goal: _Optional[str] = ..., step: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_types_pb2.Action, _Mapping]]] = ...) -> None: ...
+    max_new_tokens: int
+    def __init__(self, screenshot: _Optional[_Union[_types_pb2.Image, _Mapping]] = ..., goal: _Optional[str] = ..., step: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_types_pb2.Action, _Mapping]]] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class ActResponse(_message.Message):
     __slots__ = ("action", "text", "reason", "model_id", "timing")
