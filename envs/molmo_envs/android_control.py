@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,9 +20,15 @@ from molmo_agent.geometry import ResizeTransform
 from molmo_agent.parsing import format_action_molmo
 from molmo_agent.prompts import act_prompt
 
-from .androidcontrol.episodes import Element, Episode, load_episodes
-from .androidcontrol.scoring import PROTOCOLS, StepVerdict, score_step
+from .androidcontrol.catalog import open_catalog
+from .androidcontrol.episodes import Element, Episode
+from .androidcontrol.scoring import PROTOCOLS, StepVerdict, Truth, ground_truth, score_answer
+from .androidcontrol.sources import EpisodeSource, InMemoryEpisodes
+from .androidcontrol.step_list import read_step_list
+from .androidcontrol.tfrecord import CorruptRecord
 from .spaces import MAX_TEXT, UnicodeText, action_space, to_action
+
+logger = logging.getLogger(__name__)
 
 TASK_LEVELS = ("low", "high")
 MAX_ELEMENTS = 256
@@ -48,24 +56,62 @@ def _clip_text(text: str) -> str:
     return text[:MAX_TEXT]
 
 
+def _png_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from the image header (the reference's ``dims``), without decoding pixels."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _plan(source: EpisodeSource, listed: dict[int, list[int]] | None) -> list[tuple[int, tuple[int, ...]]]:
+    """(source index, step indices to score) for every episode the env plays, in the source's order."""
+    plan, unknown_steps = [], 0
+    ids = source.episode_ids()
+    for index, episode_id in enumerate(ids):
+        count = source.num_steps(index)
+        if listed is None:
+            steps = tuple(range(count))
+        else:
+            wanted = listed.get(episode_id, [])
+            steps = tuple(s for s in wanted if s < count)
+            unknown_steps += len(wanted) - len(steps)
+        if steps:
+            plan.append((index, steps))
+    if listed is not None:
+        missing = set(listed) - set(ids)
+        if missing or unknown_steps:
+            logger.warning(
+                "the step list names %d episodes not in this split and %d steps past their episode's end; "
+                "they are left out",
+                len(missing),
+                unknown_steps,
+            )
+    return plan
+
+
 class AndroidControlEnv(gym.Env):
-    """Replay AndroidControl episodes and score each predicted step against the recorded one.
+    """Replay AndroidControl episodes and score each answer against the recorded step.
 
     ## Description
 
     AndroidControl (Li et al., 2024) records people completing tasks on Android phones: per step a
     screenshot, the accessibility forest, the action taken and a step instruction. This env is an
     *offline* evaluation: whatever the policy does, the episode advances along the recorded trajectory,
-    and each step earns 1 if the predicted action matches the recorded one under the chosen scoring
-    protocol (``molmo``, as Molmo's paper scored it, or ``distance14``, as OS-Atlas and UI-TARS did; see
-    :mod:`molmo_envs.androidcontrol.scoring`). The mean reward per step is the step accuracy. Molmo
-    reported 88.7% (low-level) and 69.0% (high-level) on the IDD test subsplit under ``molmo``.
+    and each step earns 1 if the answer matches the recorded action under the chosen protocol, computed
+    exactly as that protocol's released evaluator does (``molmo``: Molmo's; ``distance14``: OS-Atlas's;
+    see :mod:`molmo_envs.androidcontrol.scoring`). The mean reward per step is the step accuracy. Molmo
+    reported 88.7% (low-level) and 69.0% (high-level) on the IDD test episodes under ``molmo``.
+
+    Episodes are read from the shards one at a time through a cached index
+    (:func:`~molmo_envs.androidcontrol.catalog.open_catalog`): memory holds one episode, not the split.
 
     ## Action Space
 
     ``molmo_envs.spaces.action_space(screen_size)``: a ``Dict`` with a ``type`` index and every field any
-    type needs, coordinates in observation pixels. A :class:`molmo_agent.Action` is accepted as well. An
-    action that does not validate (e.g. ``open_app`` with no name) scores 0 and the episode goes on.
+    type needs, coordinates in observation pixels. Two more forms are accepted by ``step``: the model's
+    **raw answer text** (``"Action: Click(45.3, 71.2)"``), scored exactly as the protocol's reference reads
+    it, and a :class:`molmo_agent.Action`. Actions are written as the answer Molmo would give (percent
+    with one decimal) and scored the same way. An answer the reference cannot read (or an action that
+    does not validate) is a wrong step, never a substitute action.
 
     ## Observation Space
 
@@ -86,29 +132,35 @@ class AndroidControlEnv(gym.Env):
 
     ## Starting State
 
-    The first screen of an episode. Episodes come in a fixed order (ascending episode id when read from
-    ``data_dir``, the given order for ``episodes``), cycling; a seeded
-    ``reset`` restarts that order, and ``reset(options={"episode_id": N})`` or
-    ``options={"episode_index": i}`` picks one.
+    The first listed step of an episode. Episodes come in dataset order (shard, then position; the given
+    order for ``episodes``), cycling; a seeded ``reset`` restarts that order, and
+    ``reset(options={"episode_id": N})`` or ``options={"episode_index": i}`` picks one.
 
     ## Episode End
 
-    Terminated after the last recorded action has been scored. Never truncated by the env itself; the
-    registered id adds a ``TimeLimit`` of 50 steps (longer than any recorded episode).
+    Terminated after the episode's last scored step (every recorded action, or the listed ones). Never
+    truncated by the env itself; the registered id adds a ``TimeLimit`` of 50 steps (longer than any
+    recorded episode).
 
     ## Information
 
-    ``reset``: ``episode_id``, ``step`` (0), ``num_steps``, ``elements`` (dicts for the observed elements),
-    ``protocol``. ``step`` adds, for the step just scored: ``gt_action`` (our Action JSON, observation
-    pixels), ``gt_action_android_control`` (the dataset's JSON, dataset pixels), ``predicted_action``,
-    ``correct``, ``reason``, ``target_box`` (observation pixels, or ``None``), ``step`` (its index).
+    ``reset``: ``episode_id``, ``step`` (the dataset's step index), ``num_steps``, ``elements`` (dicts for
+    the observed elements), ``protocol``, ``subsplit`` (IDD, app_unseen, task_unseen, category_unseen or
+    ``None``). ``step`` adds, for the step just scored: ``step`` (its index), ``correct``, ``reason``,
+    ``answer`` (the text scored), ``predicted_type`` (the action type as the reference read the answer,
+    ``"unparsed"`` if none), ``gt_answer`` (the ground truth as the reference stores it), ``gt_action``
+    (our Action JSON, observation pixels), ``gt_action_android_control`` (the dataset's JSON),
+    ``predicted_action`` (when an action was given), ``target_box`` (observation pixels, or ``None``).
 
     ## Arguments
 
     - ``data_dir``: folder with the shards, ``splits.json`` and ``test_subsplits.json``.
-    - ``split``: ``train``, ``validation`` or ``test``; ``subsplit``: e.g. ``IDD`` (test only).
+    - ``split``: ``train``, ``validation`` or ``test``; ``subsplit``: e.g. ``IDD`` (test only; Molmo's test
+      set is ``split="test", subsplit="IDD"``).
     - ``task_level``: ``low`` (goal plus step instruction) or ``high`` (goal only).
     - ``protocol``: ``molmo`` or ``distance14``.
+    - ``steps``: a file of (episode, step) pairs to score instead of every step (e.g. OS-Atlas's
+      ``eval/data/ac_idx.txt``, its 7,708-step sample; formats in :mod:`molmo_envs.androidcontrol.step_list`).
     - ``screen_size``: ``(W, H)`` of the observed screenshot.
     - ``episodes``: episodes already loaded (then ``data_dir`` may be ``None``).
     - ``max_elements``: rows of ``elements.boxes``.
@@ -118,11 +170,13 @@ class AndroidControlEnv(gym.Env):
 
     env = gym.make("molmo_envs:molmo_agent/AndroidControl-v0", data_dir="android_control", subsplit="IDD")
     obs, info = env.reset(seed=0)
-    obs, reward, terminated, truncated, info = env.step(env.unwrapped.gt_action())  # an oracle step
+    obs, reward, terminated, truncated, info = env.step("Action: Click(45.3, 71.2)")
     ```
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 1}
+    accepts_text: ClassVar[bool] = True
+    """``step`` takes the model's raw answer text (the evaluation harness checks this)."""
 
     def __init__(
         self,
@@ -133,6 +187,7 @@ class AndroidControlEnv(gym.Env):
         protocol: str = "molmo",
         screen_size: tuple[int, int] = (1080, 2400),
         episodes: Sequence[Episode] | None = None,
+        steps: str | Path | None = None,
         max_elements: int = MAX_ELEMENTS,
         render_mode: str | None = None,
     ) -> None:
@@ -147,16 +202,20 @@ class AndroidControlEnv(gym.Env):
             raise ValueError(
                 f"screen_size must be (width, height) in 1..{MAX_SCREEN_SIDE}, got {screen_size!r}"
             )
-        if episodes is None:
-            if data_dir is None:
-                raise ValueError("pass data_dir (the AndroidControl folder) or episodes")
-            episodes = sorted(load_episodes(data_dir, split, subsplit), key=lambda e: e.episode_id)
-        self.episodes = [e for e in episodes if e.num_steps > 0]
-        if not self.episodes:
-            raise ValueError(
-                f"no episodes with actions in split={split!r} subsplit={subsplit!r} of {data_dir}"
+        if episodes is not None:
+            self._source: EpisodeSource = InMemoryEpisodes(episodes)
+        elif data_dir is not None:
+            self._source = open_catalog(data_dir, split, subsplit)
+        else:
+            raise ValueError("pass data_dir (the AndroidControl folder) or episodes")
+        self._plan = _plan(self._source, read_step_list(steps) if steps is not None else None)
+        if not self._plan:
+            where = (
+                f"the step list {steps}" if steps is not None else f"split={split!r} subsplit={subsplit!r}"
             )
-        self._index_by_id = {e.episode_id: i for i, e in enumerate(self.episodes)}
+            raise ValueError(f"no episodes with steps to score in {where} of {data_dir}")
+        ids = self._source.episode_ids()
+        self._position_by_id = {ids[index]: position for position, (index, _) in enumerate(self._plan)}
         self.task_level, self.protocol, self.render_mode = task_level, protocol, render_mode
         self.screen_size = (width, height)
         self.max_elements = int(max_elements)
@@ -180,7 +239,32 @@ class AndroidControlEnv(gym.Env):
 
         self._cursor = 0
         self._episode: Episode | None = None
-        self._step = 0
+        self._steps: tuple[int, ...] = ()
+        self._position = 0
+        self._truth: tuple[int, Truth] | None = None
+
+    # --- the dataset ------------------------------------------------------------------------------------
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes this env plays (``reset(options={"episode_index": i})`` for ``i`` below this)."""
+        return len(self._plan)
+
+    @property
+    def episode_ids(self) -> list[int]:
+        """The ids of the episodes this env plays, in play order."""
+        ids = self._source.episode_ids()
+        return [ids[index] for index, _ in self._plan]
+
+    @property
+    def num_scored_steps(self) -> int:
+        """Steps scored over all episodes: the denominator of a full run's step accuracy."""
+        return sum(len(steps) for _, steps in self._plan)
+
+    @property
+    def corrupt_records(self) -> list[CorruptRecord]:
+        """Records skipped as corrupt (shard and offset), while indexing or reading."""
+        return list(self._source.corrupt)
 
     # --- the current step -------------------------------------------------------------------------------
 
@@ -190,17 +274,25 @@ class AndroidControlEnv(gym.Env):
             raise RuntimeError("call reset() before using the environment")
         return self._episode
 
-    def _transform(self, index: int | None = None) -> ResizeTransform:
-        index = self._screen_index if index is None else index
-        return ResizeTransform.resize(self.episode.screenshot_sizes[index], self.screen_size)
+    @property
+    def done(self) -> bool:
+        return self._position >= len(self._steps)
+
+    @property
+    def _step(self) -> int:
+        """The dataset's index of the step being scored (after the last one: the final screen's index)."""
+        return self._steps[self._position] if not self.done else self._steps[-1] + 1
 
     @property
     def _screen_index(self) -> int:
         return min(self._step, self.episode.num_steps)
 
-    @property
-    def done(self) -> bool:
-        return self._step >= self.episode.num_steps
+    def _screen_size(self, index: int) -> tuple[int, int]:
+        return _png_size(self.episode.screenshots[index])
+
+    def _transform(self, index: int | None = None) -> ResizeTransform:
+        index = self._screen_index if index is None else index
+        return ResizeTransform.resize(self._screen_size(index), self.screen_size)
 
     @property
     def goal(self) -> str:
@@ -213,6 +305,11 @@ class AndroidControlEnv(gym.Env):
         if self.task_level == "high" or self.done:
             return ""
         return self.episode.step_instructions[self._step]
+
+    @property
+    def subsplit(self) -> str | None:
+        """The current episode's test subsplit (IDD, app_unseen, task_unseen, category_unseen), if any."""
+        return self._source.subsplit_of(self.episode.episode_id)
 
     def prompt(self) -> str:
         """Molmo's AndroidControl prompt for the current step (``high_level: ... low_level: ...``)."""
@@ -231,6 +328,22 @@ class AndroidControlEnv(gym.Env):
     def elements(self) -> list[Element]:
         """The current screen's visible elements, in dataset pixels."""
         return self.episode.elements(self._screen_index)
+
+    def ground_truth(self) -> Truth:
+        """The current step's ground truth as the protocol's reference stores it."""
+        if self.done:
+            raise RuntimeError("the episode is over; call reset()")
+        index = self._step
+        if self._truth is None or self._truth[0] != index:
+            episode = self.episode
+            truth = ground_truth(
+                self.protocol,
+                episode.actions[index],
+                self._screen_size(index),
+                episode.accessibility_trees[index],
+            )
+            self._truth = (index, truth)
+        return self._truth[1]
 
     # --- gymnasium API ----------------------------------------------------------------------------------
 
@@ -266,6 +379,7 @@ class AndroidControlEnv(gym.Env):
             "num_steps": self.episode.num_steps,
             "elements": elements,
             "protocol": self.protocol,
+            "subsplit": self.subsplit,
         }
 
     def reset(
@@ -277,53 +391,64 @@ class AndroidControlEnv(gym.Env):
             self._cursor = 0
         if "episode_id" in options:
             episode_id = int(options["episode_id"])
-            if episode_id not in self._index_by_id:
-                raise ValueError(
-                    f"episode {episode_id} is not among this env's {len(self.episodes)} episodes"
-                )
-            index = self._index_by_id[episode_id]
+            if episode_id not in self._position_by_id:
+                raise ValueError(f"episode {episode_id} is not among this env's {self.num_episodes} episodes")
+            position = self._position_by_id[episode_id]
         elif "episode_index" in options:
-            index = int(options["episode_index"]) % len(self.episodes)
+            position = int(options["episode_index"]) % self.num_episodes
         else:
-            index = self._cursor
-        self._cursor = (index + 1) % len(self.episodes)
-        self._episode, self._step = self.episodes[index], 0
+            position = self._cursor
+        self._cursor = (position + 1) % self.num_episodes
+        index, self._steps = self._plan[position]
+        self._episode, self._position, self._truth = None, 0, None
+        self._episode = self._source.load(index)  # CorruptRecordError: a record that broke since indexing
         return self._observation(), self._info()
 
-    def score(self, action: Action | dict[str, Any]) -> StepVerdict:
-        """Score ``action`` (observation pixels) on the current step without advancing."""
+    def _answer(self, action: str | Action | dict[str, Any]) -> tuple[str, dict[str, Any] | None, str]:
+        """The text to score, the action given (as JSON), and why the text is empty when it is."""
+        if isinstance(action, str):
+            return action, None, ""
+        try:
+            given = to_action(action)
+        except ActionValidationError as exc:
+            return "", None, f"invalid action: {exc}"
+        index = self._step
+        in_dataset_pixels = _map_action(given, self._transform(index), to_original=True)
+        try:
+            return format_action_molmo(in_dataset_pixels, self._screen_size(index)), given.to_dict(), ""
+        except (KeyError, ValueError) as exc:
+            return "", given.to_dict(), f"{given.type} is not an AndroidControl action ({exc})"
+
+    def score(self, action: str | Action | dict[str, Any]) -> StepVerdict:
+        """Score an answer or action (observation pixels) on the current step without advancing."""
         if self.done:
             raise RuntimeError("the episode is over; call reset()")
-        index = self._step
-        try:
-            predicted = _map_action(to_action(action), self._transform(index), to_original=True)
-        except ActionValidationError as exc:
-            return StepVerdict(False, f"invalid action: {exc}", None, self.protocol)
-        size = self.episode.screenshot_sizes[index]
-        return score_step(
-            predicted, self.episode.action(index), self.episode.elements(index), size, self.protocol
-        )
+        answer, _, problem = self._answer(action)
+        verdict = score_answer(self.protocol, answer, self.ground_truth())
+        return dataclasses.replace(verdict, reason=problem) if problem else verdict
 
     def step(
-        self, action: Action | dict[str, Any]
+        self, action: str | Action | dict[str, Any]
     ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        verdict = self.score(action)
-        try:
-            predicted = to_action(action).to_dict()
-        except ActionValidationError:
-            predicted = None
+        if self.done:
+            raise RuntimeError("the episode is over; call reset()")
+        answer, given, problem = self._answer(action)
+        verdict = score_answer(self.protocol, answer, self.ground_truth())
         transform, index = self._transform(), self._step
         gt = self.gt_action()
         target = None if verdict.target_box is None else _map_box(verdict.target_box, transform)
-        self._step += 1
+        self._position += 1
         info = self._info()
         info.update(
             step=index,
+            correct=verdict.correct,
+            reason=problem or verdict.reason,
+            answer=answer,
+            predicted_type=verdict.predicted_type,
+            gt_answer=verdict.truth,
             gt_action=gt.to_dict(),
             gt_action_android_control=dict(self.episode.actions[index]),
-            predicted_action=predicted,
-            correct=verdict.correct,
-            reason=verdict.reason,
+            predicted_action=given,
             target_box=target,
         )
         return self._observation(), float(verdict.correct), self.done, False, info
@@ -332,3 +457,7 @@ class AndroidControlEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return self._observation()["screenshot"]
         return None
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
