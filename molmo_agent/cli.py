@@ -213,6 +213,15 @@ def _print_step(step) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Ctrl-C ends the run cleanly: finished episodes are on disk and the same command resumes."""
+    try:
+        return _eval(args)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _eval(args: argparse.Namespace) -> int:
     from .evaluation import EvalConfig, run_eval
     from .model import load_model
 
@@ -233,16 +242,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         env_kwargs=env_kwargs,
         concurrency=args.concurrency,
+        max_new_tokens=args.max_new_tokens,
+        max_episode_steps=args.max_episode_steps,
     )
     model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
-    summary = run_eval(config, model, progress=not args.no_progress)
-    print(
-        f"{summary['env_id']} ({summary['protocol'] or 'env reward'}): step accuracy "
-        f"{summary['step_accuracy']:.1%} over {summary['steps']} steps, episode success "
-        f"{summary['episode_success_rate']:.1%} over {summary['episodes']} episodes; "
-        f"report: {config.out_dir / 'report.html'}"
-    )
+    summary = run_eval(config, model, progress=not args.no_progress, force=args.force)
+    print(f"{summary['headline']}; settings: {summary['settings']}; report: {config.out_dir / 'report.html'}")
     return 0
+
+
+def _episodes(value: str) -> int | str:
+    """``--episodes``: a positive number, or ``all`` (every episode of a dataset-replaying env)."""
+    if value == "all":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 episode, got {number}")
+    return number
 
 
 def _literal(value: str):
@@ -405,7 +424,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate a model on a molmo_envs environment")
     evaluate.add_argument("env_id", help="e.g. molmo_agent/AndroidControl-v0, molmo_agent/SyntheticGui-v0")
-    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument(
+        "--episodes", type=_episodes, default=20, help="a number, or 'all' for a dataset env (AndroidControl)"
+    )
     evaluate.add_argument(
         "--protocol", choices=["molmo", "distance14"], help="AndroidControl scoring protocol"
     )
@@ -413,7 +434,23 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", help="AndroidControl: folder with the TFRecord shards and splits")
     evaluate.add_argument("--task-level", choices=["low", "high"], help="AndroidControl task level")
     evaluate.add_argument("--env-arg", action="append", help="extra env keyword, KEY=VALUE (repeatable)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=int, default=0, help="episode e resets with seed SEED + e")
+    evaluate.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="action answer budget (default: 16 for AndroidControl's molmo protocol, as Molmo's own "
+        "evaluation, else 96)",
+    )
+    evaluate.add_argument(
+        "--max-episode-steps",
+        type=int,
+        help="override the env's step limit (1: only the first action counts)",
+    )
+    evaluate.add_argument(
+        "--force",
+        action="store_true",
+        help="start the output folder over when it holds another configuration",
+    )
     evaluate.add_argument(
         "--concurrency",
         type=int,

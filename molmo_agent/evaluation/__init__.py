@@ -1,6 +1,8 @@
 """Evaluation harness: run a model on a molmo_envs environment, score every step, write a report."""
 
-from .harness import EvalConfig, run_eval
+from .harness import EvalConfig, evaluate_in_memory, run_eval
+from .runs import RunMismatchError
 from .summary import summarize
+from .views import View
 
-__all__ = ["EvalConfig", "run_eval", "summarize"]
+__all__ = ["EvalConfig", "RunMismatchError", "View", "evaluate_in_memory", "run_eval", "summarize"]

@@ -1,31 +1,32 @@
-"""Scores from the per-step records, and the report files (summary.json, accuracy.png, report.html)."""
+"""Scores from the per-step records: per protocol, per subsplit, per action type, and each env's own
+headline (SyntheticGui: the target against what the tap hit; TabletopPointing: the 3-D error).
+
+Every summary names what produced it (model, env settings, seeds, protocol or "env reward") and what it
+was scored against (``truth``), so a number never travels without its setup.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
+import math
 import statistics
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
+from .steps import ENV_REWARD
 
-from ..actions import Action
-from ..annotate import draw_action
+SUBSPLITS = ("IDD", "app_unseen", "task_unseen", "category_unseen")
+TRUTH = {
+    "synthetic_gui": "the element the instruction names, read from SyntheticGui's own app state "
+    "(a step is correct when its tap reaches the goal state)",
+    "tabletop": "the named object's solid in 3-D (a step is correct when the deprojected point is within "
+    "the env's hit margin, 2 cm by default)",
+    "android_control": "the ground-truth action as the protocol's reference stores it (gt_answer)",
+    "generic": "the env's info['correct'], else reward > 0",
+}
 
-MAX_FAILURES_SHOWN = 200
 
-
-def _gt_type(record: dict) -> str:
-    gt = record.get("gt_action") or {}
-    return str(gt.get("action_type") or gt.get("type") or "unknown")
-
-
-def _pred_type(record: dict) -> str:
-    predicted = record.get("predicted")
-    return str(predicted["type"]) if predicted else "unparsed"
+def _rate(values: list[bool]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def _episode_success(lines: list[dict]) -> bool:
@@ -35,115 +36,163 @@ def _episode_success(lines: list[dict]) -> bool:
     return all(line["correct"] for line in lines)
 
 
-def summarize(records: list[dict], *, env_id: str, protocol: str | None, model_id: str) -> dict[str, Any]:
-    """Step accuracy (overall and per ground-truth action type), type confusion, episode success."""
+def scores(records: list[dict]) -> dict[str, Any]:
+    """Step accuracy overall, per subsplit and per ground-truth type; type confusion; episode success."""
     per_type: dict[str, list[bool]] = defaultdict(list)
+    per_subsplit: dict[str, list[bool]] = defaultdict(list)
     confusion: dict[str, Counter] = defaultdict(Counter)
     episodes: dict[int, list[dict]] = defaultdict(list)
     for record in records:
-        per_type[_gt_type(record)].append(bool(record["correct"]))
-        confusion[_gt_type(record)][_pred_type(record)] += 1
+        gt = str(record.get("gt_type") or "unknown")
+        per_type[gt].append(bool(record["correct"]))
+        confusion[gt][str(record.get("predicted_type") or "unparsed")] += 1
+        if record.get("subsplit"):
+            per_subsplit[str(record["subsplit"])].append(bool(record["correct"]))
         episodes[int(record["episode"])].append(record)
-    steps = len(records)
-    overheads = [r["step_ms"] - r["model_ms"] for r in records if "step_ms" in r]
+    order = sorted(per_subsplit, key=lambda s: (SUBSPLITS.index(s) if s in SUBSPLITS else 99, s))
     return {
-        "env_id": env_id,
-        "model": model_id,
-        "protocol": protocol or next((r.get("protocol") for r in records if r.get("protocol")), None),
-        "steps": steps,
-        "step_accuracy": sum(r["correct"] for r in records) / steps if steps else 0.0,
-        "per_type_accuracy": {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
+        "steps": len(records),
+        "step_accuracy": _rate([bool(r["correct"]) for r in records]),
+        "per_subsplit": {
+            s: {"steps": len(per_subsplit[s]), "accuracy": _rate(per_subsplit[s])} for s in order
+        },
+        "per_type_accuracy": {t: _rate(v) for t, v in sorted(per_type.items())},
         "per_type_steps": {t: len(v) for t, v in sorted(per_type.items())},
         "confusion": {t: dict(c) for t, c in sorted(confusion.items())},
         "episodes": len(episodes),
-        "episode_success_rate": (
-            sum(_episode_success(lines) for lines in episodes.values()) / len(episodes) if episodes else 0.0
-        ),
+        "episode_success_rate": _rate([_episode_success(lines) for lines in episodes.values()]),
         "parse_errors": sum(1 for r in records if r.get("parse_error")),
         "call_errors": sum(1 for r in records if r.get("error")),
+    }
+
+
+def miss_kinds(records: list[dict]) -> dict[str, int]:
+    """Where SyntheticGui's missed taps went: wrong colour, wrong shape, blank near/far, another element."""
+    kinds: Counter[str] = Counter()
+    for record in records:
+        if record["correct"]:
+            continue
+        hit, target, point = record.get("hit_element"), record.get("target_element") or {}, _point(record)
+        if point is None:
+            kinds["no action"] += 1
+        elif hit is None:
+            x0, y0, x1, y1 = target["box"]
+            gap = math.hypot(max(x0 - point[0], 0, point[0] - x1), max(y0 - point[1], 0, point[1] - y1))
+            kinds["blank, near the target" if gap <= x1 - x0 else "blank, far from the target"] += 1
+        elif hit.get("kind") == target.get("kind") == "icon":
+            if hit.get("color") == target.get("color"):
+                kinds["icon of the same colour, other shape"] += 1
+            elif hit.get("shape") == target.get("shape"):
+                kinds["icon of the same shape, other colour"] += 1
+            else:
+                kinds["icon of other colour and shape"] += 1
+        else:
+            kinds[f"other element ({str(hit.get('kind')).replace('_', ' ')})"] += 1
+    return dict(kinds)
+
+
+def _point(record: dict) -> tuple[float, float] | None:
+    predicted = record.get("predicted") or {}
+    if predicted.get("x") is None or predicted.get("y") is None:
+        return None
+    return float(predicted["x"]), float(predicted["y"])
+
+
+def synthetic_gui_scores(records: list[dict]) -> dict[str, Any]:
+    """How often the tap landed on the step's target element, and where the misses went."""
+    on_target = [
+        bool(r.get("hit_element")) and r["hit_element"].get("id") == (r.get("target_element") or {}).get("id")
+        for r in records
+    ]
+    return {"target_hit_rate": _rate(on_target), "miss_kinds": miss_kinds(records)}
+
+
+def tabletop_scores(records: list[dict]) -> dict[str, Any]:
+    """Hit rate and the median 3-D error; a step without a usable point counts as an infinite error."""
+    errors = [math.inf if r.get("error_m") is None else float(r["error_m"]) for r in records]
+    median = statistics.median(errors) if errors else math.inf
+    median_m = median if math.isfinite(median) else None
+    return {
+        "hit_rate": _rate([bool(r.get("hit")) for r in records]),
+        "median_error_m": median_m,
+        "median_error_cm": round(median_m * 100, 2) if median_m is not None else None,
+        "points_without_depth_or_answer": sum(1 for e in errors if not math.isfinite(e)),
+    }
+
+
+def settings_text(config: dict[str, Any], seeds: list[int]) -> str:
+    """The settings that produced the numbers, one line (printed by the CLI, shown in the report)."""
+    args = " ".join(
+        f"{key}={_short(value)}" for key, value in config["env_args"].items() if key != "render_mode"
+    )
+    parts = [f"{config['env_id']} {args}".strip(), f"max_episode_steps={config['max_episode_steps']}"]
+    if seeds:
+        first, last = min(seeds), max(seeds)
+        shown = f"{first}..{last}" if len(seeds) == last - first + 1 else ",".join(map(str, sorted(seeds)))
+        parts.append(f"seeds {shown} ({len(seeds)} episodes)")
+    parts.append(f"policy {config['policy']} (max_new_tokens {config['max_new_tokens']})")
+    view = config.get("view") or {}
+    if view.get("scale", 1.0) != 1.0 or view.get("bgr"):
+        parts.append(f"view scale={view.get('scale')} bgr={view.get('bgr')}")
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_short(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "none"
+    return str(value)
+
+
+def summarize(records: list[dict], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The summary.json of a run: scores per protocol, the env's headline, and what produced them."""
+    config = manifest["config"]
+    scoring = config.get("protocol") or ENV_REWARD
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[str(record.get("protocol") or scoring)].append(record)
+    kind = next((r["env_kind"] for r in records if r.get("env_kind")), "generic")
+    seeds = sorted({int(r["seed"]) for r in records if r.get("seed") is not None})
+    overheads = [r["step_ms"] - r["model_ms"] for r in records if "step_ms" in r]
+    summary: dict[str, Any] = {
+        "env_id": config["env_id"],
+        "model": config["model"]["id"],
+        "model_identity": config["model"],
+        "protocol": scoring,
+        "truth": TRUTH.get(kind, TRUTH["generic"]),
+        "env_kind": kind,
+        "settings": settings_text(config, seeds),
+        "env_args": config["env_args"],
+        "max_episode_steps": config["max_episode_steps"],
+        "policy": config["policy"],
+        "max_new_tokens": config["max_new_tokens"],
+        "seed": config["seed"],
+        **scores(records),
+        "protocols": {name: scores(lines) for name, lines in sorted(groups.items())},
         "median_model_ms": statistics.median(r["model_ms"] for r in records) if records else 0.0,
         "median_env_ms": statistics.median(r["env_ms"] for r in records) if records else 0.0,
         "median_harness_overhead_ms": statistics.median(overheads) if overheads else 0.0,
     }
+    if kind == "synthetic_gui":
+        summary["synthetic_gui"] = synthetic_gui_scores(records)
+    if kind == "tabletop":
+        summary["tabletop"] = tabletop_scores(records)
+    summary["headline"] = headline(summary)
+    return summary
 
 
-def write_report(summary: dict[str, Any], records: list[dict], out_dir: Path) -> None:
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _plot(summary).save(out_dir / "accuracy.png")
-    failures = [r for r in records if not r["correct"]][:MAX_FAILURES_SHOWN]
-    (out_dir / "failures").mkdir(exist_ok=True)
-    rows = [_failure_row(record, out_dir) for record in failures]
-    (out_dir / "report.html").write_text(_page(summary, rows))
-
-
-def _plot(summary: dict[str, Any]) -> Image.Image:
-    """Per-type step accuracy as horizontal bars (plain PIL: no plotting library needed)."""
-    items = list(summary["per_type_accuracy"].items()) or [("none", 0.0)]
-    width, row = 640, 28
-    image = Image.new("RGB", (width, 60 + row * len(items)), "white")
-    draw = ImageDraw.Draw(image)
-    title = f"{summary['env_id']}: step accuracy {summary['step_accuracy']:.1%} ({summary['steps']} steps)"
-    draw.text((10, 10), title, fill="black")
-    for i, (name, accuracy) in enumerate(items):
-        y = 40 + i * row
-        count = summary["per_type_steps"].get(name, 0)
-        draw.text((10, y + 6), f"{name} ({count})", fill="black")
-        draw.rectangle((200, y + 4, 200 + int(380 * accuracy), y + row - 6), fill=(60, 120, 200))
-        draw.text((200 + int(380 * accuracy) + 6, y + 6), f"{accuracy:.0%}", fill="black")
-    return image
-
-
-def _failure_row(record: dict, out_dir: Path) -> dict[str, str]:
-    """The step's screenshot with the prediction drawn and the target box outlined."""
-    source = out_dir / record["screenshot"]
-    name = Path(record["screenshot"]).name
-    if source.is_file():
-        image = Image.open(source).convert("RGB")
-        if record.get("predicted"):
-            with contextlib.suppress(ValueError):  # a recorded action that no longer validates: no drawing
-                image = draw_action(image, Action.from_dict(record["predicted"]))
-        box = record.get("target_box")
-        if box and len(box) == 4:
-            ImageDraw.Draw(image).rectangle(tuple(float(v) for v in box), outline=(0, 200, 0), width=4)
-        image.thumbnail((480, 480))
-        image.save(out_dir / "failures" / name)
-    return {
-        "image": f"failures/{name}",
-        "title": f"episode {record['episode']} step {record['step']}",
-        "task": str(record.get("task", "")),
-        "predicted": json.dumps(record.get("predicted")),
-        "truth": json.dumps(record.get("gt_action")),
-        "reason": str(record.get("error") or record.get("reason") or record.get("parse_error") or ""),
-        "text": str(record.get("raw_text", ""))[:300],
-    }
-
-
-def _page(summary: dict[str, Any], rows: list[dict[str, str]]) -> str:
-    e = html.escape
-    types = sorted({t for c in summary["confusion"].values() for t in c} | set(summary["confusion"]))
-    header = "".join(f"<th>{e(t)}</th>" for t in types)
-    matrix = "".join(
-        f"<tr><th>{e(gt)}</th>" + "".join(f"<td>{counts.get(t, '')}</td>" for t in types) + "</tr>"
-        for gt, counts in summary["confusion"].items()
+def headline(summary: dict[str, Any]) -> str:
+    """One sentence with the number and what it is (the CLI's final line starts with it)."""
+    text = (
+        f"{summary['env_id']} ({summary['protocol']}): step accuracy {summary['step_accuracy']:.1%} over "
+        f"{summary['steps']} steps, episode success {summary['episode_success_rate']:.1%} over "
+        f"{summary['episodes']} episodes"
     )
-    failures = "".join(
-        f"<div class='f'><img src='{e(r['image'])}' alt='{e(r['title'])}'><div><h3>{e(r['title'])}</h3>"
-        f"<p><b>task</b> {e(r['task'])}</p><p><b>predicted</b> <code>{e(r['predicted'])}</code></p>"
-        f"<p><b>truth</b> <code>{e(r['truth'])}</code></p><p><b>why</b> {e(r['reason'])}</p>"
-        f"<p><b>model text</b> <code>{e(r['text'])}</code></p></div></div>"
-        for r in rows
-    )
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>evaluation</title>
-<style>body{{font-family:sans-serif;margin:20px}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}
-.f{{display:flex;gap:16px;border-top:1px solid #ddd;padding:8px 0}}
-.f img{{max-width:480px}} code{{word-break:break-all}}</style></head><body>
-<h1>{e(summary["env_id"])} — {e(str(summary["model"]))}</h1>
-<p>protocol: {e(str(summary["protocol"]))} · steps: {summary["steps"]} · step accuracy:
-{summary["step_accuracy"]:.1%} · episodes: {summary["episodes"]} · episode success:
-{summary["episode_success_rate"]:.1%} · unparsed answers: {summary["parse_errors"]}</p>
-<img src="accuracy.png" alt="per-type accuracy">
-<h2>Action types (rows: truth, columns: predicted)</h2><table><tr><th></th>{header}</tr>{matrix}</table>
-<h2>Failing steps ({len(rows)} shown)</h2>{failures}
-</body></html>
-"""
+    if "tabletop" in summary:
+        table = summary["tabletop"]
+        error = f"{table['median_error_cm']:.2f} cm" if table["median_error_cm"] is not None else "n/a"
+        text += f"; median 3-D error {error}, {table['hit_rate']:.1%} hits"
+    if summary["parse_errors"]:
+        text += f"; {summary['parse_errors']} unparsed answers (wrong steps)"
+    return text

@@ -1,59 +1,26 @@
-"""Held-out pointing success through the full agent path.
+"""Held-out pointing success through the full agent path, for training and the default model's numbers.
 
-Each episode goes env observation -> (optional view change: rescale, BGR array) -> ``PointPolicy`` (prompt,
-model, the one parser) -> action in the view's pixels -> ``geometry.ResizeTransform`` back to the env's
-pixels -> ``env.step`` -> reward. Only the first action counts: a click task is a success if that one tap
-lands on the named element. The seeds are the env's own reset seeds; training draws none of them
-(``examples.TRAIN_SEED_BASE``).
+A thin reading of the evaluation harness (``molmo_agent.evaluation``): the same episodes, policy, views
+and scoring as ``molmo-agent eval`` with the suite's documented arguments (``evaluation.suites``), so the
+trainer's curve, ``benchmarks/eval_default_model.py`` and ``eval`` report one number. Only the first action
+counts: a click task is a success if that one tap lands on the named element. The seeds are the env's own
+reset seeds; training draws none of them (``examples.TRAIN_SEED_BASE``).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ..actions import Action
-from ..agent.policies import PointPolicy
-from ..agent.records import Observation
-from ..errors import MolmoAgentError
-from ..geometry import ResizeTransform
-from ..images import load_image
+from ..evaluation.suites import score_suite
+from ..evaluation.summary import miss_kinds as _miss_kinds
+from ..evaluation.views import PLAIN, View
 from ..model import MolmoModel
 
 SUITES = ("synthetic_gui", "tabletop")
-
-
-@dataclass(frozen=True)
-class View:
-    """How the agent is shown a frame: rescaled by ``scale`` and/or handed over as a BGR array."""
-
-    scale: float = 1.0
-    bgr: bool = False
-
-    @property
-    def name(self) -> str:
-        parts = [] if self.scale == 1.0 else [f"x{self.scale:g}"]
-        return "+".join(parts + (["bgr"] if self.bgr else [])) or "plain"
-
-    def present(self, frame: np.ndarray) -> tuple[Observation, ResizeTransform]:
-        """The observation the agent sees and the transform from the env's pixels to the view's."""
-        import cv2
-
-        height, width = frame.shape[:2]
-        view = frame
-        if self.scale != 1.0:
-            size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
-            view = cv2.resize(
-                frame, size, interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-            )
-        transform = ResizeTransform.resize((width, height), (view.shape[1], view.shape[0]))
-        image = load_image(np.ascontiguousarray(view[..., ::-1]), bgr=True) if self.bgr else load_image(view)
-        return Observation(image), transform
+__all__ = ["SUITES", "SuiteResult", "View", "evaluate", "evaluate_synthetic_gui", "evaluate_tabletop"]
 
 
 @dataclass
@@ -77,136 +44,65 @@ class SuiteResult:
         return out | {"success_rate": round(self.success_rate, 4)}
 
 
-def _env_pixels(action: Action, transform: ResizeTransform) -> Action:
-    """The action's points mapped from the view back to the env's screenshot pixels."""
-    data = action.to_dict()
-    for xs, ys in (("x", "y"), ("x2", "y2")):
-        if data.get(xs) is not None and data.get(ys) is not None:
-            data[xs], data[ys] = transform.to_original(data[xs], data[ys])
-    return Action.from_dict(data)
+def _record(step: dict[str, Any]) -> dict[str, Any]:
+    """A harness step record in this module's shape (seed, answer, point in env pixels, verdict)."""
+    predicted = step.get("predicted") or {}
+    point = [predicted["x"], predicted["y"]] if predicted.get("x") is not None else None
+    record = {
+        "seed": step["seed"],
+        "instruction": step["task"],
+        "answer": step["raw_text"] if not step.get("error") else f"error: {step['error']}",
+        "point": point,
+        "target": step.get("target"),
+        "success": bool(step["correct"]),
+    }
+    if step.get("env_kind") == "tabletop":
+        return record | {"error_m": step.get("error_m")}
+    return record | {
+        "target_element": step.get("target_element"),
+        "hit": step.get("hit"),
+        "hit_element": step.get("hit_element"),
+    }
 
 
-def _decide(model: MolmoModel, frame: np.ndarray, instruction: str, view: View) -> tuple[Action | None, str]:
-    observation, transform = view.present(frame)
-    try:
-        decision = PointPolicy(model).decide(observation, instruction, 0, [])
-    except MolmoAgentError as exc:
-        return None, f"error: {exc}"
-    if decision.action is None:
-        return None, decision.raw_text
-    return _env_pixels(decision.action, transform), decision.raw_text
+def _result(
+    name: str, model: MolmoModel, seeds: Sequence[int], view: View, overrides: dict[str, Any] | None = None
+) -> SuiteResult:
+    summary, steps = score_suite(model, name, seeds, view, env_overrides=overrides)
+    records = [_record(step) for step in steps]
+    median = summary["tabletop"]["median_error_m"] if name == "tabletop" else None
+    successes = sum(r["success"] for r in records)
+    return SuiteResult(name, view.name, len(records), successes, median, summary["parse_errors"], records)
 
 
 def evaluate_synthetic_gui(
-    model: MolmoModel,
-    seeds: Sequence[int],
-    view: View = View(),
-    *,
-    screen_size: tuple[int, int] = (540, 960),
-    task: str = "icon",
-    difficulty: int | None = 0,
-    random_size: bool = False,
+    model: MolmoModel, seeds: Sequence[int], view: View = PLAIN, **env_overrides: Any
 ) -> SuiteResult:
-    """First-tap success on SyntheticGui single-step tasks (``icon``: named by colour and shape).
+    """First-tap success on the headline SyntheticGui setting (``suites.SUITES["synthetic_gui"]``);
+    ``env_overrides`` (e.g. ``difficulty=1``) change env arguments for harder reference settings."""
+    return _result("synthetic_gui", model, seeds, view, env_overrides)
 
-    The default setting is the headline one: a 540x960 phone screen filled by the app, difficulty 0 (3-4
-    icons among buttons, fields and list items, colours from the full palette)."""
-    from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
-    env = SyntheticGuiEnv(screen_size=screen_size, task=task, difficulty=difficulty, random_size=random_size)
-    successes, unparsed, records = 0, 0, []
-    for seed in seeds:
-        obs, info = env.reset(seed=int(seed))
-        action, text = _decide(model, obs["screenshot"], obs["instruction"], view)
-        reward, hit, hit_element = 0.0, None, None
-        if action is None:
-            unparsed += 1
-        else:
-            _, reward, _, _, step_info = env.step(action)
-            hit, hit_element = step_info["hit"], step_info["hit_element"]
-        successes += reward > 0
-        records.append(
-            {
-                "seed": int(seed),
-                "instruction": obs["instruction"],
-                "answer": text,
-                "point": [action.x, action.y] if action is not None else None,
-                "target": info["target"]["phrase"],
-                "target_element": info["target"],
-                "hit": hit,
-                "hit_element": hit_element,
-                "success": bool(reward > 0),
-            }
-        )
-    return SuiteResult("synthetic_gui", view.name, len(seeds), successes, None, unparsed, records)
+def evaluate_tabletop(model: MolmoModel, seeds: Sequence[int], view: View = PLAIN) -> SuiteResult:
+    """Hits (within 2 cm of the object) and the median 3-D error of the deprojected point."""
+    return _result("tabletop", model, seeds, view)
 
 
 def miss_kinds(records: Sequence[dict[str, Any]]) -> Counter[str]:
-    """Where a SyntheticGui suite's missed taps went, by kind: the next thing to train for.
-
-    An icon miss says which attribute the model got wrong (colour, shape or both); a tap on no element
-    is "near" when it lies within one target width of the target's box (a precision miss), else "far"."""
-    kinds: Counter[str] = Counter()
-    for record in records:
-        if record["success"]:
-            continue
-        hit, target = record["hit_element"], record["target_element"]
-        if record["point"] is None:
-            kinds["no action"] += 1
-        elif hit is None:
-            x0, y0, x1, y1 = target["box"]
-            x, y = record["point"]
-            gap = math.hypot(max(x0 - x, 0, x - x1), max(y0 - y, 0, y - y1))
-            kinds["blank, near the target" if gap <= x1 - x0 else "blank, far from the target"] += 1
-        elif hit["kind"] == target["kind"] == "icon":
-            if hit["color"] == target["color"]:
-                kinds["icon of the same colour, other shape"] += 1
-            elif hit["shape"] == target["shape"]:
-                kinds["icon of the same shape, other colour"] += 1
-            else:
-                kinds["icon of other colour and shape"] += 1
-        else:
-            kinds[f"other element ({str(hit['kind']).replace('_', ' ')})"] += 1
-    return kinds
+    """Where a SyntheticGui suite's missed taps went (see ``evaluation.summary.miss_kinds``)."""
+    steps = [
+        {
+            "correct": r["success"],
+            "hit_element": r["hit_element"],
+            "target_element": r["target_element"],
+            "predicted": {"x": r["point"][0], "y": r["point"][1]} if r["point"] is not None else None,
+        }
+        for r in records
+    ]
+    return Counter(_miss_kinds(steps))
 
 
-def evaluate_tabletop(
-    model: MolmoModel, seeds: Sequence[int], view: View = View(), *, image_size: tuple[int, int] = (320, 240)
-) -> SuiteResult:
-    """Hits (within 2 cm of the object) and the median 3-D error of the deprojected point."""
-    from molmo_envs.tabletop import TabletopPointingEnv
-
-    env = TabletopPointingEnv(image_size=image_size)
-    errors, successes, unparsed, records = [], 0, 0, []
-    for seed in seeds:
-        obs, _ = env.reset(seed=int(seed))
-        action, text = _decide(model, obs["image"], obs["instruction"], view)
-        if action is None:
-            unparsed += 1
-            error, hit = math.inf, False
-        else:
-            _, _, _, _, step_info = env.step(action)
-            error, hit = float(step_info["error_m"]), bool(step_info["hit"])
-        errors.append(error)
-        successes += hit
-        records.append(
-            {
-                "seed": int(seed),
-                "instruction": obs["instruction"],
-                "answer": text,
-                "point": [action.x, action.y] if action is not None else None,
-                "error_m": error if math.isfinite(error) else None,
-                "success": hit,
-            }
-        )
-    median = float(np.median(errors)) if errors else None
-    median = median if median is not None and math.isfinite(median) else None
-    return SuiteResult("tabletop", view.name, len(seeds), successes, median, unparsed, records)
-
-
-def evaluate(model: MolmoModel, suite: str, seeds: Sequence[int], view: View = View()) -> SuiteResult:
-    if suite == "synthetic_gui":
-        return evaluate_synthetic_gui(model, seeds, view)
-    if suite == "tabletop":
-        return evaluate_tabletop(model, seeds, view)
-    raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
+def evaluate(model: MolmoModel, suite: str, seeds: Sequence[int], view: View = PLAIN) -> SuiteResult:
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
+    return _result(suite, model, seeds, view)

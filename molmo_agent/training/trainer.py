@@ -422,18 +422,20 @@ def _prune(out_dir: Path, keep: int) -> None:
 
 
 def evaluate_checkpoint(folder: Path, config: FinetuneConfig, device: torch.device) -> dict[str, Any]:
-    """Load ``folder`` as a user would and run each suite on held-out seeds ``0 .. eval_seeds - 1``."""
+    """Load ``folder`` as a user would and score each suite on held-out seeds ``0 .. eval_seeds - 1``
+    with the evaluation harness (the same episodes and scoring as ``molmo-agent eval`` with the suite's
+    documented arguments, ``evaluation.suites``)."""
+    from ..evaluation.suites import score_suite
     from ..model import load_model
-    from .evaluate import evaluate
 
     model = load_model(str(folder), device=str(device))
     seeds = range(config.eval_seeds)
     results = {}
     for suite in config.eval_suites:
-        summary = evaluate(model, suite, seeds).summary()
-        results[suite] = summary["success_rate"]
-        if summary["median_error_m"] is not None:
-            results[f"{suite}_median_error_m"] = summary["median_error_m"]
+        summary, _ = score_suite(model, suite, seeds)
+        results[suite] = round(summary["step_accuracy"], 4)
+        if "tabletop" in summary and summary["tabletop"]["median_error_m"] is not None:
+            results[f"{suite}_median_error_m"] = summary["tabletop"]["median_error_m"]
     del model
     return results
 
