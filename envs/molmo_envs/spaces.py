@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from molmo_agent.actions import Action, ActionType
+from molmo_agent.errors import ActionValidationError
 
 ACTION_TYPES: tuple[ActionType, ...] = tuple(ActionType)
 """Index order of the ``type`` entry of the action space."""
@@ -59,7 +60,22 @@ def to_action(value: Action | dict[str, Any]) -> Action:
     ignored). Raises ``molmo_agent.ActionValidationError`` for an invalid element."""
     if isinstance(value, Action):
         return value
-    kind = ACTION_TYPES[int(value["type"])]
+    try:
+        return _from_element(value)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        if isinstance(exc, ActionValidationError):
+            raise
+        raise ActionValidationError(
+            f"not an action: expected a molmo_agent.Action or a dict from action_space() with 'type' an "
+            f"index below {len(ACTION_TYPES)} and that type's fields ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _from_element(value: dict[str, Any]) -> Action:
+    index = int(value["type"])
+    if not 0 <= index < len(ACTION_TYPES):
+        raise IndexError(f"type index {index} out of range")
+    kind = ACTION_TYPES[index]
     fields: dict[str, Any] = {"type": kind}
     if kind in _POINT_TYPES or kind is ActionType.DRAG:
         fields["x"], fields["y"] = (float(v) for v in np.asarray(value["point"]).reshape(2))
