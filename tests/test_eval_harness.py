@@ -85,7 +85,7 @@ def test_right_answers_score_100_percent_and_every_file_is_written(backend, tmp_
     assert summary["step_accuracy"] == 1.0 and summary["episode_success_rate"] == 1.0
     assert summary["steps"] == 6 and summary["per_type_accuracy"] == {"click": 1.0}
     assert summary["confusion"] == {"click": {"click": 6}}
-    for name in ("steps.jsonl", "summary.json", "accuracy.png", "report.html", "config.json"):
+    for name in ("steps.jsonl", "summary.json", "accuracy.png", "report.html", "run.json"):
         assert (tmp_path / name).is_file(), name
     lines = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
     assert lines[0]["task"] == "Press the button / tap it (0)"
@@ -98,6 +98,7 @@ def test_wrong_and_unusable_answers_are_failures_in_the_report(backend, tmp_path
     summary = run_eval(EvalConfig(ENV_ID, tmp_path, episodes=1, policy="action"), model, progress=False)
     assert summary["step_accuracy"] == 0.0 and summary["parse_errors"] == 1
     assert summary["confusion"] == {"click": {"click": 1, "unparsed": 1}}
+    assert summary["protocol"] == "toy" and "toy" in summary["protocols"]
     page = (tmp_path / "report.html").read_text()
     assert "outside the target box" in page and "no idea" in page
     assert len(list((tmp_path / "failures").glob("*.png"))) == 2
@@ -185,3 +186,136 @@ def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_co
         timeout=120,
     )
     assert "Failing steps" in dom.stdout and "molmo_agent/AndroidControl-v0" in dom.stdout
+
+
+class WaitRewardingEnv(ToyControlEnv):
+    """An env that (wrongly, but as WAIT-padding once exploited) rewards a ``wait``: an unparsed answer
+    must still be a wrong step, whatever the env made of it."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if to_action(action).type is ActionType.WAIT:
+            info, reward = info | {"correct": True}, 1.0
+        return obs, reward, terminated, truncated, info
+
+
+class TextScoringEnv(ToyControlEnv):
+    """Scores the raw answer text like AndroidControl-v0 after its change (``accepts_text``)."""
+
+    accepts_text = True
+    num_episodes = 3
+    protocol = "molmo"
+
+    def reset(self, *, seed=None, options=None):
+        self.index = (options or {}).get("episode_index", 0)
+        return super().reset(seed=seed)
+
+    def step(self, action):
+        assert isinstance(action, str), "a text-scoring env gets the model's raw answer"
+        correct = action.strip() == "Click(30.0, 30.0)"
+        obs, _, terminated, truncated, info = super().step(Action(type="click", x=60, y=30))
+        info |= {
+            "correct": correct,
+            "answer": action,
+            "predicted_type": "click" if action.startswith("Click") else "unparsed",
+            "gt_answer": "Click(30.0, 30.0)",
+            "subsplit": ["IDD", "app_unseen", "task_unseen"][self.index],
+            "episode_id": 500 + self.index,
+            "protocol": "molmo",
+        }
+        return obs, float(correct), terminated, truncated, info
+
+
+for _id, _entry in (
+    ("molmo_test/WaitRewarding-v0", WaitRewardingEnv),
+    ("molmo_test/TextScoring-v0", TextScoringEnv),
+):
+    if _id not in gym.registry:
+        gym.register(_id, entry_point=_entry)
+
+
+def test_an_unparsed_answer_is_a_wrong_step_even_where_the_env_rewards_wait(backend, tmp_path):
+    model = scripted_model(backend, "no idea")
+    config = EvalConfig("molmo_test/WaitRewarding-v0", tmp_path, episodes=1, policy="action")
+    summary = run_eval(config, model, progress=False)
+    assert summary["step_accuracy"] == 0.0 and summary["parse_errors"] == 2
+
+
+def test_a_text_scoring_env_gets_the_raw_answer_and_the_report_splits_by_subsplit(backend, tmp_path):
+    model = scripted_model(
+        backend, "Click(30.0, 30.0)", "Click(30.0, 30.0)", "nonsense", "", "Click(30.0, 30.0)"
+    )
+    # the tiny tokenizer spends more than Molmo's 16 tokens on an answer: give it room
+    config = EvalConfig(
+        "molmo_test/TextScoring-v0", tmp_path, episodes="all", policy="action", max_new_tokens=64
+    )
+    summary = run_eval(config, model, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    assert {(line["episode"], line["episode_id"]) for line in lines} == {(0, 500), (1, 501), (2, 502)}
+    assert [line["scored_answer"] for line in sorted(lines, key=lambda r: (r["episode"], r["step"]))] == [
+        "Click(30.0, 30.0)",
+        "Click(30.0, 30.0)",
+        "nonsense",
+        "",
+        "Click(30.0, 30.0)",
+        "Click(30.0, 30.0)",
+    ]
+    assert summary["protocol"] == "molmo" and summary["steps"] == 6
+    assert summary["per_subsplit"] == {
+        "IDD": {"steps": 2, "accuracy": 1.0},
+        "app_unseen": {"steps": 2, "accuracy": 0.0},
+        "task_unseen": {"steps": 2, "accuracy": 1.0},
+    }
+    assert summary["confusion"] == {"click": {"click": 4, "unparsed": 2}}
+    assert summary["max_new_tokens"] == 64
+    page = (tmp_path / "report.html").read_text()
+    assert "app_unseen" in page and "Scored by: molmo" in page and "Click(30.0, 30.0)" in page
+
+
+def test_the_token_budget_per_protocol_reaches_the_backend(backend, tmp_path):
+    seen = []
+    original = type(backend).generate
+
+    def spy(self, requests, options):
+        seen.append(options.max_new_tokens)
+        return original(self, requests, options)
+
+    model = scripted_model(backend, "Click(30.0, 30.0)")
+    backend.generate = spy.__get__(backend)
+    try:
+        run_eval(EvalConfig("molmo_test/TextScoring-v0", tmp_path / "m", episodes=1), model, progress=False)
+        assert set(seen) == {16}
+        seen.clear()
+        run_eval(EvalConfig(ENV_ID, tmp_path / "t", episodes=1), model, progress=False)
+        assert set(seen) == {96}
+        seen.clear()
+        run_eval(EvalConfig(ENV_ID, tmp_path / "x", episodes=1, max_new_tokens=7), model, progress=False)
+        assert set(seen) == {7}
+    finally:
+        del backend.generate
+    run = json.loads((tmp_path / "x" / "run.json").read_text())
+    assert run["config"]["max_new_tokens"] == 7
+
+
+def test_a_failed_model_call_is_a_wrong_step_and_the_run_goes_on(backend, tmp_path):
+    from molmo_agent.errors import MolmoAgentError
+
+    def fail(request):
+        raise MolmoAgentError("the server went away")
+
+    backend.script = fail
+    summary = run_eval(
+        EvalConfig("molmo_test/TextScoring-v0", tmp_path, episodes=2), MolmoModel(backend), progress=False
+    )
+    lines = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    assert summary["call_errors"] == 4 and summary["step_accuracy"] == 0.0
+    assert all(line["scored_answer"] == "" and "went away" in line["error"] for line in lines)
+
+
+def test_episodes_all_needs_a_dataset_env(backend, tmp_path):
+    from molmo_agent.errors import MolmoAgentError
+
+    with pytest.raises(MolmoAgentError, match="fixed dataset"):
+        run_eval(
+            EvalConfig(ENV_ID, tmp_path, episodes="all"), scripted_model(backend, "Wait"), progress=False
+        )

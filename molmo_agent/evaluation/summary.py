@@ -148,7 +148,8 @@ def _short(value: Any) -> str:
 def summarize(records: list[dict], manifest: dict[str, Any]) -> dict[str, Any]:
     """The summary.json of a run: scores per protocol, the env's headline, and what produced them."""
     config = manifest["config"]
-    scoring = config.get("protocol") or ENV_REWARD
+    stated = sorted({str(r["protocol"]) for r in records if r.get("protocol")})
+    scoring = config.get("protocol") or (stated[0] if len(stated) == 1 else ENV_REWARD)
     groups: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         groups[str(record.get("protocol") or scoring)].append(record)
