@@ -8,6 +8,10 @@ server and client (the plain view's misses broken down by kind: wrong colour, wr
 or far); plus harder settings (difficulty 1, 2, small app windows) for reference.
 TabletopPointing: hits within 2 cm and the median 3-D error of the deprojected point. Seeds 0..N-1 are
 evaluation seeds; training draws seeds from 1,000,000 up.
+
+Every row runs through the evaluation harness (``molmo_agent.evaluation``) with the headline suites'
+settings (``evaluation.suites``): the plain rows are exactly ``molmo-agent eval`` with the command printed
+first, so this script, ``eval``, ``demo`` and the trainer give one number.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 import molmo_agent as ma
+from molmo_agent.evaluation.suites import SUITES
 from molmo_agent.server.app import BackgroundServer
 from molmo_agent.server.config import ServerConfig
 from molmo_agent.training.evaluate import View, evaluate_synthetic_gui, evaluate_tabletop, miss_kinds
@@ -33,6 +38,8 @@ def main() -> None:
     model = ma.load_model(args.model)
     seeds = range(args.seeds)
     rows: dict[str, dict] = {}
+    for suite in SUITES.values():
+        print(f"same as: {suite.command(args.seeds)}", flush=True)
 
     def record(name: str, result, started: float) -> None:
         rows[name] = result.summary() | {"seconds": round(time.perf_counter() - started, 1)}
