@@ -319,3 +319,40 @@ def test_episodes_all_needs_a_dataset_env(backend, tmp_path):
         run_eval(
             EvalConfig(ENV_ID, tmp_path, episodes="all"), scripted_model(backend, "Wait"), progress=False
         )
+
+
+def test_the_token_budget_crosses_grpc_and_is_bounded_by_the_server(backend, tmp_path):
+    """``grpc://`` models and the Act RPC carry max_new_tokens; the server refuses more than its limit."""
+    import molmo_agent as ma
+    from molmo_agent.client import ClientError
+    from molmo_agent.server.app import BackgroundServer
+    from molmo_agent.server.config import ServerConfig
+
+    seen = []
+    original = type(backend).generate
+
+    def spy(self, requests, options):
+        seen.append(options.max_new_tokens)
+        return original(self, requests, options)
+
+    model = scripted_model(backend, "Click(30.0, 30.0)")
+    backend.generate = spy.__get__(backend)
+    screen = np.full((100, 200, 3), 200, np.uint8)
+    config = ServerConfig(port=0, warmup=False, max_new_tokens=64)
+    try:
+        with BackgroundServer(config, model) as server:
+            remote = ma.load_model(f"grpc://{server.target}")
+            summary = run_eval(
+                EvalConfig("molmo_test/TextScoring-v0", tmp_path, episodes=1), remote, progress=False
+            )
+            assert set(seen) == {16} and summary["max_new_tokens"] == 16
+            run = json.loads((tmp_path / "run.json").read_text())["config"]["model"]
+            assert run["address"] == server.target and run["served_model_id"] == model.info.model_id
+            seen.clear()
+            with ma.Client(server.target) as client:
+                reply = client.act(screen, "Press the button", max_new_tokens=9)
+                assert seen == [9] and reply.text
+                with pytest.raises(ClientError, match="max_new_tokens 65 is above"):
+                    client.act(screen, "Press the button", max_new_tokens=65)
+    finally:
+        del backend.generate
