@@ -10,7 +10,8 @@ fresh subprocess per size (so peak RSS is that size's alone):
 - the index build time (``open_catalog(rebuild=True)``: one scan of every shard) and a cached open;
 - episodes/s and MB/s of records for loading every episode in dataset order and decoding one screenshot
   of each (what an evaluation loop does at least);
-- peak RSS (``ru_maxrss``) and the index file's size;
+- peak RSS (``ru_maxrss``; imports may set it), the largest current RSS sampled after each load, and the
+  index file's size;
 - with ``--eager`` (on by default), the same loop over ``load_episodes`` (everything in memory) in
   another subprocess, for comparison.
 
@@ -134,12 +135,18 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _current_rss_mib() -> float:
+    """Resident memory now (``ru_maxrss`` is a high-water mark that imports may already have set)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def measure_catalog(data_dir: Path) -> dict[str, Any]:
     import PIL.PngImagePlugin  # noqa: F401  (imported before timing, as a running evaluation has it)
 
     from molmo_envs.androidcontrol.catalog import open_catalog
 
-    baseline = _peak_rss_mib()
+    baseline, baseline_now = _peak_rss_mib(), _current_rss_mib()
     started = time.perf_counter()
     catalog = open_catalog(data_dir, None, rebuild=True)
     built = time.perf_counter() - started
@@ -148,9 +155,10 @@ def measure_catalog(data_dir: Path) -> dict[str, Any]:
     cached = time.perf_counter() - started
     index = json.loads(catalog.index_path.read_text())
     record_bytes = sum(row[3] for row in index["episodes"])
-    started = time.perf_counter()
+    started, sampled = time.perf_counter(), 0.0
     for i in range(len(catalog)):
         catalog.load(i).screenshot(0)
+        sampled = max(sampled, _current_rss_mib())
     elapsed = time.perf_counter() - started
     catalog.close()
     return {
@@ -162,7 +170,9 @@ def measure_catalog(data_dir: Path) -> dict[str, Any]:
         "episodes_per_s": len(catalog) / elapsed,
         "record_mb_per_s": record_bytes / 1e6 / elapsed,
         "peak_rss_mib": _peak_rss_mib(),
-        "rss_after_imports_mib": baseline,
+        "peak_rss_after_imports_mib": baseline,
+        "rss_after_imports_mib": baseline_now,
+        "rss_max_sampled_while_loading_mib": sampled,
         "index_bytes": catalog.index_path.stat().st_size,
         "stream_opens": catalog.stream_opens,
     }
@@ -178,7 +188,11 @@ def measure_eager(data_dir: Path) -> dict[str, Any]:
     for episode in episodes:
         episode.screenshot(0)
     elapsed = time.perf_counter() - started
-    return {"eager_load_s": elapsed, "eager_peak_rss_mib": _peak_rss_mib()}
+    return {
+        "eager_load_s": elapsed,
+        "eager_peak_rss_mib": _peak_rss_mib(),
+        "eager_rss_after_load_mib": _current_rss_mib(),
+    }
 
 
 def _in_subprocess(mode: str, data_dir: Path) -> dict[str, Any]:
@@ -193,7 +207,7 @@ def _in_subprocess(mode: str, data_dir: Path) -> dict[str, Any]:
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     header = (
         f"{'episodes':>8} {'data MB':>8} {'index s':>8} {'cached s':>8} {'ep/s':>6} {'MB/s':>6} "
-        f"{'peak RSS MiB':>12} {'index kB':>8} {'eager RSS MiB':>13}"
+        f"{'peak RSS MiB':>12} {'RSS loading':>11} {'index kB':>8} {'eager RSS MiB':>13}"
     )
     lines = [header]
     for r in rows:
@@ -201,7 +215,7 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"{r['episodes']:8d} {r['data_mb']:8.0f} {r['index_build_s']:8.2f} "
             f"{r['index_cached_open_s']:8.3f} {r['episodes_per_s']:6.1f} {r['record_mb_per_s']:6.0f} "
-            f"{r['peak_rss_mib']:12.0f} "
+            f"{r['peak_rss_mib']:12.0f} {r['rss_max_sampled_while_loading_mib']:11.0f} "
             f"{r['index_bytes'] / 1e3:8.1f} {eager}"
         )
     return "\n".join(lines)
@@ -212,6 +226,8 @@ def _ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     ratios = {
         "episodes": large["episodes"] / small["episodes"],
         "peak_rss": large["peak_rss_mib"] / small["peak_rss_mib"],
+        "rss_while_loading": large["rss_max_sampled_while_loading_mib"]
+        / small["rss_max_sampled_while_loading_mib"],
     }
     if "eager_peak_rss_mib" in small:
         ratios["eager_peak_rss"] = large["eager_peak_rss_mib"] / small["eager_peak_rss_mib"]
@@ -271,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(_table(report["results"]))
     ratios = report["ratios_largest_to_smallest"]
     print(
-        f"{ratios['episodes']:.0f}x the episodes: peak RSS x{ratios['peak_rss']:.2f} with the catalog"
+        f"{ratios['episodes']:.0f}x the episodes: peak RSS x{ratios['peak_rss']:.2f} with the catalog "
+        f"(RSS while loading x{ratios['rss_while_loading']:.2f})"
         + (f", x{ratios['eager_peak_rss']:.2f} with load_episodes" if "eager_peak_rss" in ratios else "")
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
