@@ -163,6 +163,13 @@ def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_co
     assert summary["protocol"] == "distance14"
     assert set(summary["per_type_accuracy"]) <= {t.value for t in ANDROID_CONTROL_TYPES}
     assert "step accuracy" in capsys.readouterr().out
+    assert len({line["episode_id"] for line in lines}) == 3  # each harness episode is its own dataset episode
+    everything = tmp_path / "all"
+    args = [*base[:-5], "--out", str(everything), "--no-progress", *base[-2:], "--episodes", "all"]
+    assert main([*args, "--protocol", "molmo"]) == 0
+    assert json.loads((everything / "summary.json").read_text())["episodes"] == 3
+    run = json.loads((everything / "run.json").read_text())["config"]
+    assert run["protocol"] == "molmo" and run["max_new_tokens"] == 16 and run["env_args"]["data_dir"]
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (CI installs it): the report's rendering is not checked")
