@@ -244,6 +244,7 @@ def _eval(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         max_new_tokens=args.max_new_tokens,
         max_episode_steps=args.max_episode_steps,
+        screens=args.screens,
     )
     model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
     summary = run_eval(config, model, progress=not args.no_progress, force=args.force)
@@ -456,6 +457,12 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="episodes in parallel (with a grpc:// model: server batching)",
+    )
+    evaluate.add_argument(
+        "--screens",
+        choices=["failures", "all", "none"],
+        default="failures",
+        help="which steps' screenshots the folder keeps (default: failures, what the report shows)",
     )
     evaluate.add_argument("--out", help="output folder (default: molmo-agent-evals/<env>); rerun to resume")
     evaluate.add_argument("--no-progress", action="store_true")

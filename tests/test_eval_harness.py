@@ -363,3 +363,65 @@ def test_the_token_budget_crosses_grpc_and_is_bounded_by_the_server(backend, tmp
                     client.act(screen, "Press the button", max_new_tokens=65)
     finally:
         del backend.generate
+
+
+def test_a_dataset_run_counts_corrupt_records_and_keeps_only_failing_screens(backend, tmp_path):
+    """A shard cut inside its last record: the index reports it (shard, offset), the run scores the rest;
+    by default only failing steps keep their screenshot (a whole-dataset run would write gigabytes)."""
+    import gzip
+
+    from molmo_envs.androidcontrol.synthetic import make_episodes
+    from molmo_envs.androidcontrol.writer import write_dataset
+
+    data = tmp_path / "data"
+    shards = write_dataset(data, make_episodes(4, sizes=[(270, 600)]), num_shards=2)
+    stream = gzip.decompress(shards[1].read_bytes())
+    shards[1].write_bytes(gzip.compress(stream[:-100]))
+    model = scripted_model(backend, "Wait", "Navigate Back", "Navigate Home", "Scroll down")
+    config = EvalConfig(
+        "molmo_agent/AndroidControl-v0",
+        tmp_path / "run",
+        episodes="all",
+        env_kwargs={"data_dir": str(data), "screen_size": [270, 600]},
+        max_new_tokens=64,
+    )
+    summary = run_eval(config, model, progress=False)
+    assert summary["corrupt_records"]["count"] == 1
+    record = summary["corrupt_records"]["records"][0]
+    assert record["path"].endswith(shards[1].name) and record["offset"] > 0
+    assert summary["episodes"] == 3
+    lines = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    kept = [line for line in lines if "screenshot" in line]
+    assert any(line["correct"] for line in lines) and any(not line["correct"] for line in lines)
+    assert kept == [line for line in lines if not line["correct"]]
+    assert len(list((tmp_path / "run" / "screens").iterdir())) == len(kept)
+
+
+def test_a_record_that_breaks_after_indexing_is_skipped_and_counted(backend, tmp_path):
+    import os
+
+    from molmo_envs.androidcontrol.catalog import open_catalog
+    from molmo_envs.androidcontrol.synthetic import make_episodes
+    from molmo_envs.androidcontrol.writer import write_dataset
+
+    data = tmp_path / "data"
+    shards = write_dataset(data, make_episodes(4, sizes=[(270, 600)]), num_shards=2)
+    open_catalog(data).close()  # index now, while the shards are intact
+    stat = shards[0].stat()
+    damaged = bytearray(shards[0].read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # same size, same mtime: only reading the record finds it
+    shards[0].write_bytes(bytes(damaged))
+    os.utime(shards[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    model = scripted_model(backend, "Wait")
+    config = EvalConfig(
+        "molmo_agent/AndroidControl-v0",
+        tmp_path / "run",
+        episodes="all",
+        env_kwargs={"data_dir": str(data), "screen_size": [270, 600]},
+        max_new_tokens=64,
+    )
+    summary = run_eval(config, model, progress=False)
+    assert summary["corrupt_records"]["count"] >= 1
+    assert all(r["path"].endswith(shards[0].name) for r in summary["corrupt_records"]["records"])
+    assert 2 <= summary["episodes"] < 4  # shard 1's episodes were scored
+    assert "Corrupt dataset records skipped" in (tmp_path / "run" / "report.html").read_text()

@@ -14,6 +14,7 @@ that cannot be read, or a model call that failed, is a wrong step: never a free 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,10 @@ from .steps import jsonable, step_fields
 from .summary import summarize
 from .views import View, to_env_pixels
 
+logger = logging.getLogger(__name__)
+
 STEPS_FILE = "steps.jsonl"
+SCREENS = ("failures", "all", "none")
 ENV_PREFIX = "molmo_envs:"
 ACT_TOKENS = 96
 MOLMO_ACT_TOKENS = 16
@@ -65,6 +69,9 @@ class EvalConfig:
     """Overrides the registration's step limit (1: only the first action counts)."""
     view: View = field(default_factory=View)
     """How the model is shown each frame (rescaled, BGR); actions are mapped back to the env's pixels."""
+    screens: str = "failures"
+    """Which steps' screenshots the folder keeps: ``failures`` (what the report shows; a whole-dataset run
+    would otherwise write gigabytes), ``all`` (the demo's pages) or ``none``."""
 
     def __post_init__(self) -> None:
         if self.episodes != "all" and (not isinstance(self.episodes, int) or self.episodes < 1):
@@ -75,6 +82,8 @@ class EvalConfig:
             raise ValueError(f"policy must be auto, action or point, got {self.policy!r}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.screens not in SCREENS:
+            raise ValueError(f"screens must be one of {', '.join(SCREENS)}, got {self.screens!r}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -229,7 +238,13 @@ def run_episode(
 ) -> list[dict]:
     """Play one episode to its end; one record per step (screenshots saved under ``shots`` if given)."""
     options = {"episode_index": episode} if settings.dataset else None
-    obs, info = env.reset(seed=config.seed + episode, options=options)
+    try:
+        obs, info = env.reset(seed=config.seed + episode, options=options)
+    except ValueError as exc:
+        if getattr(exc, "record", None) is None:  # not a dataset record that broke since it was indexed
+            raise
+        logger.warning("episode %d skipped: %s", episode, exc)  # the env lists it in corrupt_records
+        return []
     lines: list[dict] = []
     while True:
         started = time.perf_counter()
@@ -248,7 +263,7 @@ def run_episode(
             "step_ms": round((finished - started) * 1000, 3),
             "done": bool(terminated or truncated),
         }
-        if shots is not None:
+        if shots is not None and (config.screens == "all" or not record["correct"]):
             shot = shots / f"ep{episode:04d}_step{len(lines):03d}.png"
             _image(obs).save(shot)
             record["screenshot"] = f"{shots.name}/{shot.name}"
@@ -272,8 +287,12 @@ def play(
     episodes: Sequence[int],
     shots: Path | None = None,
     first_env=None,
+    corrupt: list[dict] | None = None,
 ) -> Iterator[tuple[int, list[dict]]]:
-    """Episodes as they finish (in parallel with ``concurrency`` > 1), each on an env of its own."""
+    """Episodes as they finish (in parallel with ``concurrency`` > 1), each on an env of its own.
+
+    ``corrupt`` receives the dataset records the envs skipped as corrupt (shard and offset), if any.
+    """
     envs: queue.Queue = queue.Queue()
     workers = min(config.concurrency, max(len(episodes), 1))
     if first_env is not None:
@@ -296,7 +315,17 @@ def play(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         while not envs.empty():
-            envs.get().close()
+            env = envs.get()
+            if corrupt is not None:
+                corrupt.extend(_corrupt_records(env))
+            env.close()
+
+
+def _corrupt_records(env) -> list[dict]:
+    return [
+        {"path": str(r.path), "offset": int(r.offset), "reason": str(r.reason)}
+        for r in getattr(env.unwrapped, "corrupt_records", [])
+    ]
 
 
 def evaluate_in_memory(
@@ -355,8 +384,9 @@ def run_eval(
     todo = [e for e in settings.episodes if e not in done]
     bar = _progress(len(todo), progress)
     correct = total = 0
+    corrupt: list[dict] = []
     try:
-        for episode, lines in play(config, model, settings, todo, shots, first_env=env):
+        for episode, lines in play(config, model, settings, todo, shots, first_env=env, corrupt=corrupt):
             with steps_path.open("a") as out:  # a whole episode per write: resume never sees half of one
                 out.write("".join(json.dumps(line) + "\n" for line in lines))
             correct += sum(line["correct"] for line in lines)
@@ -373,6 +403,8 @@ def run_eval(
     records = [json.loads(line) for line in steps_path.read_text().splitlines() if line.strip()]
     records = [r for r in records if r["episode"] in wanted]
     summary = summarize(records, manifest)
+    unique = {(r["path"], r["offset"]): r for r in corrupt}
+    summary["corrupt_records"] = {"count": len(unique), "records": list(unique.values())[:100]}
     write_report(summary, records, config.out_dir)
     return summary
 

@@ -162,6 +162,17 @@ def _protocol_section(name: str, scores: dict[str, Any]) -> str:
     )
 
 
+def _corrupt_section(summary: dict[str, Any]) -> str:
+    corrupt = summary.get("corrupt_records") or {}
+    if not corrupt.get("count"):
+        return ""
+    rows = [(r["path"], str(r["offset"]), r["reason"]) for r in corrupt["records"]]
+    return (
+        f"<h2>Corrupt dataset records skipped: {corrupt['count']}</h2>"
+        "<p>Their episodes are not in the numbers above.</p>" + _table(rows, ("shard", "offset", "why"))
+    )
+
+
 def _env_section(summary: dict[str, Any]) -> str:
     if "tabletop" in summary:
         t = summary["tabletop"]
@@ -199,7 +210,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px}}
 <p><b>{e(summary["headline"])}</b></p>
 <p>settings: <code>{e(summary["settings"])}</code></p>
 <p>scored by: {e(summary["protocol"])} · truth: {e(summary["truth"])}</p>
-{_env_section(summary)}
+{_env_section(summary)}{_corrupt_section(summary)}
 <img src="accuracy.png" alt="step accuracy overall, per subsplit and per type" style="max-width:100%">
 {protocols}
 <h2>Failing steps ({len(rows)} shown)</h2>{failures}

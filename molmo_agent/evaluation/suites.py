@@ -36,6 +36,7 @@ class Suite:
             env_kwargs=dict(self.env_kwargs),
             max_episode_steps=self.max_episode_steps,
             view=view,
+            screens="all",  # the demo's pages show every episode
         )
 
     def command(self, episodes: int = 200, seed: int = 0) -> str:
