@@ -63,7 +63,7 @@ def plot(summary: dict[str, Any]) -> Image.Image:
     image = Image.new("RGB", (LABEL_WIDTH + BAR_WIDTH + 140, height), "white")
     draw = ImageDraw.Draw(image)
     title, small = _font(FONT_SIZE + 4), _font(FONT_SIZE)
-    draw.text((16, 14), f"{summary['env_id']} — {summary['protocol']}", fill="black", font=title)
+    draw.text((16, 14), f"{summary['env_id']}: {summary['protocol']}", fill="black", font=title)
     draw.text((16, 52), f"model {summary['model']}", fill=(80, 80, 80), font=small)
     y = 100
     for name, rows in panels:
