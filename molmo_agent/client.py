@@ -322,13 +322,16 @@ class Client:
         temperature: float = 0.0,
         top_p: float = 0.0,
         stop_at_answer: bool = False,
+        stop_at_coords: bool = False,
         bgr: bool = False,
         encoding: str = "raw",
         timeout_s: float | None = None,
     ) -> GenerateReply:
         """A free-form answer; 0 means the server's default for each option (greedy, top_p 1).
 
-        ``stop_at_answer`` ends the answer at its pointing tag's end, as the library's point calls do.
+        ``stop_at_answer`` ends the answer at its pointing tag's end; ``stop_at_coords`` ends it right after
+        the tag's coordinates, as the library's point calls do: ``text`` is then left cut, for the caller to
+        close with its query as the label (``parsing.complete_cut_answer``); ``points`` are read already.
         """
         request = service_pb2.GenerateRequest(
             prompt=prompt,
@@ -337,6 +340,7 @@ class Client:
                 temperature=temperature,
                 top_p=top_p,
                 stop_at_answer=stop_at_answer,
+                stop_at_coords=stop_at_coords,
             ),
         )
         _add_images(request.images, image, bgr=bgr, encoding=encoding)

@@ -156,3 +156,27 @@ def test_cli_point_with_a_grpc_model(served, capsys):
     assert main(["point", "sample", "the red mug", "--model", f"grpc://{served.target}", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["image_size"] == [960, 640]
+
+
+TIMING_FIELDS = ("timings_ms",)
+
+
+def _cli_point_json(model: str | None, capsys) -> dict:
+    from molmo_agent.cli import main
+
+    args = ["point", "sample", "the red mug", "--json"] + (["--model", model] if model else [])
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    return {key: value for key, value in report.items() if key not in TIMING_FIELDS}
+
+
+def test_cli_point_json_through_grpc_equals_the_local_model_label_included(capsys):
+    """Point queries stop after the coordinates, over the wire too: the label is the query's, as locally."""
+    with BackgroundServer(ServerConfig(port=0, warmup=False), ma.load_model(None)) as server:
+        remote = _cli_point_json(f"grpc://{server.target}", capsys)
+    local = _cli_point_json(None, capsys)
+    assert local["points"], "the embedded model points at the sample's red mug"
+    assert local["points"][0]["label"] == "red mug"
+    assert remote.keys() == local.keys()
+    for key in local:
+        assert remote[key] == local[key], key

@@ -14,6 +14,7 @@ from server_helpers import png, run_threads, scripted_model
 
 from molmo_agent import wire
 from molmo_agent.geometry import CameraIntrinsics
+from molmo_agent.parsing import complete_cut_answer
 from molmo_agent.server.app import BackgroundServer
 from molmo_agent.server.config import ConfigError, ServerConfig
 from molmo_agent.v1 import service_pb2, service_pb2_grpc, types_pb2
@@ -120,6 +121,19 @@ def test_act_and_generate_round_trip(server, stub):
     )
     # free text has no early stop: the answer goes on after the tag
     assert generated.text.startswith('<points coords="1 1 300 500">item 30</points>')
+    assert generated.points[0].x == pytest.approx(192.0)
+
+
+def test_generate_with_stop_at_coords_leaves_the_label_to_the_caller(stub):
+    options = service_pb2.GenerationOptions(stop_at_answer=True, stop_at_coords=True)
+    request = service_pb2.GenerateRequest(
+        images=[types_pb2.Image(encoded=png())], prompt="Find the item 30", options=options
+    )
+    generated = stub.Generate(request, timeout=30)
+    full = '<points coords="1 1 300 500">item 30</points>'
+    # decoding stopped after the coordinates: the text is as decoded, the caller closes it with its label
+    assert generated.text != full and "item 30" not in generated.text
+    assert complete_cut_answer(generated.text, "item 30") == full
     assert generated.points[0].x == pytest.approx(192.0)
 
 

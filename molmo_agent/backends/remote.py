@@ -109,6 +109,7 @@ class RemoteBackend(Backend):
             temperature=options.temperature,
             top_p=options.top_p,
             stop_at_answer=options.stop_at_answer,
+            stop_at_coords=options.stop_at_coords,  # so the answer is cut, and labelled, as a local one is
         )
         timing = reply.timing
         return Generation(

@@ -324,8 +324,10 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         prepared = await self._prepare(request.images)
         served = await self._run(prepared, prompt, options, context, arrival)
         result = read_points(prepared, served.generation)
+        # the text as decoded, not as read: an answer cut after its coordinates (stop_at_coords) is closed by
+        # the caller with its own label (the query), exactly as a local model's reader does
         return service_pb2.GenerateResponse(
-            text=result.text,
+            text=served.generation.text,
             points=[wire.point_to_proto(p) for p in result.points],
             model_id=self.model.info.model_id,
             timing=self._timing(result.timings, served, started),
@@ -348,6 +350,7 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             return GenerationOptions(
                 max_new_tokens=max_new,
                 stop_at_answer=requested.stop_at_answer,
+                stop_at_coords=requested.stop_at_coords,
                 temperature=requested.temperature,
                 top_p=requested.top_p or 1.0,
             )

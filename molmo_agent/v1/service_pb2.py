@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from molmo_agent.v1 import types_pb2 as molmo__agent_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmolmo_agent/v1/service.proto\x12\x0emolmo_agent.v1\x1a\x1amolmo_agent/v1/types.proto\"\xc7\x02\n\x0cPointRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Image\x12\r\n\x05query\x18\x02 \x01(\t\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.molmo_agent.v1.PointMode\x12)\n\x05\x64\x65pth\x18\x04 \x01(\x0b\x32\x1a.molmo_agent.v1.DepthImage\x12\x34\n\nintrinsics\x18\x05 \x01(\x0b\x32 .molmo_agent.v1.CameraIntrinsics\x12\x36\n\x0e\x63\x61mera_to_base\x18\x06 \x01(\x0b\x32\x1e.molmo_agent.v1.RigidTransform\x12\x14\n\x0c\x64\x65pth_window\x18\x07 \x01(\r\x12\x10\n\x08\x66rame_id\x18\x08 \x01(\t\x12\x17\n\x0f\x66rame_timestamp\x18\t \x01(\x01\"\xe0\x01\n\rPointResponse\x12%\n\x06points\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Point\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12&\n\x06timing\x18\x06 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\x12\x10\n\x08\x66rame_id\x18\x07 \x01(\t\x12\x17\n\x0f\x66rame_timestamp\x18\x08 \x01(\x01\x12\x16\n\x0e\x66rames_dropped\x18\t \x01(\r\"\x94\x01\n\nActRequest\x12)\n\nscreenshot\x18\x01 \x01(\x0b\x32\x15.molmo_agent.v1.Image\x12\x0c\n\x04goal\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\t\x12\'\n\x07history\x18\x04 \x03(\x0b\x32\x16.molmo_agent.v1.Action\x12\x16\n\x0emax_new_tokens\x18\x05 \x01(\r\"\x8d\x01\n\x0b\x41\x63tResponse\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.molmo_agent.v1.Action\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12&\n\x06timing\x18\x05 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\"g\n\x11GenerationOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x02\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x16\n\x0estop_at_answer\x18\x04 \x01(\x08\"|\n\x0fGenerateRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Image\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x32\n\x07options\x18\x03 \x01(\x0b\x32!.molmo_agent.v1.GenerationOptions\"\x9f\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x06points\x18\x02 \x03(\x0b\x32\x15.molmo_agent.v1.Point\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12&\n\x06timing\x18\x04 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\x12\x1c\n\x14num_generated_tokens\x18\x05 \x01(\r\"\x15\n\x13GetModelInfoRequest\"\xd4\x01\n\x06Limits\x12\x18\n\x10max_image_pixels\x18\x01 \x01(\x04\x12\x1e\n\x16max_images_per_request\x18\x02 \x01(\r\x12\x17\n\x0fmax_query_chars\x18\x03 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\x19\n\x11max_batch_wait_ms\x18\x06 \x01(\x01\x12\x11\n\tmax_queue\x18\x07 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\"\xb4\x02\n\x08\x43ounters\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x42\n\x0e\x65rrors_by_code\x18\x02 \x03(\x0b\x32*.molmo_agent.v1.Counters.ErrorsByCodeEntry\x12=\n\x0b\x62\x61tch_sizes\x18\x03 \x03(\x0b\x32(.molmo_agent.v1.Counters.BatchSizesEntry\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0e\x66rames_dropped\x18\x05 \x01(\x04\x1a\x33\n\x11\x45rrorsByCodeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0f\x42\x61tchSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd0\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12\x16\n\x0enum_parameters\x18\x05 \x01(\x04\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.molmo_agent.v1.Limits\x12*\n\x08\x63ounters\x18\x07 \x01(\x0b\x32\x18.molmo_agent.v1.Counters\x12\x16\n\x0eserver_version\x18\x08 \x01(\t*I\n\tPointMode\x12\x12\n\x0ePOINT_MODE_ONE\x10\x00\x12\x12\n\x0ePOINT_MODE_ALL\x10\x01\x12\x14\n\x10POINT_MODE_COUNT\x10\x02\x32\x81\x03\n\nMolmoAgent\x12\x44\n\x05Point\x12\x1c.molmo_agent.v1.PointRequest\x1a\x1d.molmo_agent.v1.PointResponse\x12N\n\x0bStreamPoint\x12\x1c.molmo_agent.v1.PointRequest\x1a\x1d.molmo_agent.v1.PointResponse(\x01\x30\x01\x12>\n\x03\x41\x63t\x12\x1a.molmo_agent.v1.ActRequest\x1a\x1b.molmo_agent.v1.ActResponse\x12M\n\x08Generate\x12\x1f.molmo_agent.v1.GenerateRequest\x1a .molmo_agent.v1.GenerateResponse\x12N\n\x0cGetModelInfo\x12#.molmo_agent.v1.GetModelInfoRequest\x1a\x19.molmo_agent.v1.ModelInfoB\\\n\x11org.molmoagent.v1P\x01ZEgithub.com/molmo-agent/molmo-agent/gen/go/molmo_agent/v1;molmoagentv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmolmo_agent/v1/service.proto\x12\x0emolmo_agent.v1\x1a\x1amolmo_agent/v1/types.proto\"\xc7\x02\n\x0cPointRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Image\x12\r\n\x05query\x18\x02 \x01(\t\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.molmo_agent.v1.PointMode\x12)\n\x05\x64\x65pth\x18\x04 \x01(\x0b\x32\x1a.molmo_agent.v1.DepthImage\x12\x34\n\nintrinsics\x18\x05 \x01(\x0b\x32 .molmo_agent.v1.CameraIntrinsics\x12\x36\n\x0e\x63\x61mera_to_base\x18\x06 \x01(\x0b\x32\x1e.molmo_agent.v1.RigidTransform\x12\x14\n\x0c\x64\x65pth_window\x18\x07 \x01(\r\x12\x10\n\x08\x66rame_id\x18\x08 \x01(\t\x12\x17\n\x0f\x66rame_timestamp\x18\t \x01(\x01\"\xe0\x01\n\rPointResponse\x12%\n\x06points\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Point\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12&\n\x06timing\x18\x06 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\x12\x10\n\x08\x66rame_id\x18\x07 \x01(\t\x12\x17\n\x0f\x66rame_timestamp\x18\x08 \x01(\x01\x12\x16\n\x0e\x66rames_dropped\x18\t \x01(\r\"\x94\x01\n\nActRequest\x12)\n\nscreenshot\x18\x01 \x01(\x0b\x32\x15.molmo_agent.v1.Image\x12\x0c\n\x04goal\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\t\x12\'\n\x07history\x18\x04 \x03(\x0b\x32\x16.molmo_agent.v1.Action\x12\x16\n\x0emax_new_tokens\x18\x05 \x01(\r\"\x8d\x01\n\x0b\x41\x63tResponse\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.molmo_agent.v1.Action\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12&\n\x06timing\x18\x05 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\"\x7f\n\x11GenerationOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x02\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x16\n\x0estop_at_answer\x18\x04 \x01(\x08\x12\x16\n\x0estop_at_coords\x18\x05 \x01(\x08\"|\n\x0fGenerateRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.molmo_agent.v1.Image\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x32\n\x07options\x18\x03 \x01(\x0b\x32!.molmo_agent.v1.GenerationOptions\"\x9f\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x06points\x18\x02 \x03(\x0b\x32\x15.molmo_agent.v1.Point\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12&\n\x06timing\x18\x04 \x01(\x0b\x32\x16.molmo_agent.v1.Timing\x12\x1c\n\x14num_generated_tokens\x18\x05 \x01(\r\"\x15\n\x13GetModelInfoRequest\"\xd4\x01\n\x06Limits\x12\x18\n\x10max_image_pixels\x18\x01 \x01(\x04\x12\x1e\n\x16max_images_per_request\x18\x02 \x01(\r\x12\x17\n\x0fmax_query_chars\x18\x03 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\x19\n\x11max_batch_wait_ms\x18\x06 \x01(\x01\x12\x11\n\tmax_queue\x18\x07 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\"\xb4\x02\n\x08\x43ounters\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x42\n\x0e\x65rrors_by_code\x18\x02 \x03(\x0b\x32*.molmo_agent.v1.Counters.ErrorsByCodeEntry\x12=\n\x0b\x62\x61tch_sizes\x18\x03 \x03(\x0b\x32(.molmo_agent.v1.Counters.BatchSizesEntry\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0e\x66rames_dropped\x18\x05 \x01(\x04\x1a\x33\n\x11\x45rrorsByCodeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0f\x42\x61tchSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd0\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12\x16\n\x0enum_parameters\x18\x05 \x01(\x04\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.molmo_agent.v1.Limits\x12*\n\x08\x63ounters\x18\x07 \x01(\x0b\x32\x18.molmo_agent.v1.Counters\x12\x16\n\x0eserver_version\x18\x08 \x01(\t*I\n\tPointMode\x12\x12\n\x0ePOINT_MODE_ONE\x10\x00\x12\x12\n\x0ePOINT_MODE_ALL\x10\x01\x12\x14\n\x10POINT_MODE_COUNT\x10\x02\x32\x81\x03\n\nMolmoAgent\x12\x44\n\x05Point\x12\x1c.molmo_agent.v1.PointRequest\x1a\x1d.molmo_agent.v1.PointResponse\x12N\n\x0bStreamPoint\x12\x1c.molmo_agent.v1.PointRequest\x1a\x1d.molmo_agent.v1.PointResponse(\x01\x30\x01\x12>\n\x03\x41\x63t\x12\x1a.molmo_agent.v1.ActRequest\x1a\x1b.molmo_agent.v1.ActResponse\x12M\n\x08Generate\x12\x1f.molmo_agent.v1.GenerateRequest\x1a .molmo_agent.v1.GenerateResponse\x12N\n\x0cGetModelInfo\x12#.molmo_agent.v1.GetModelInfoRequest\x1a\x19.molmo_agent.v1.ModelInfoB\\\n\x11org.molmoagent.v1P\x01ZEgithub.com/molmo-agent/molmo-agent/gen/go/molmo_agent/v1;molmoagentv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTERS_ERRORSBYCODEENTRY']._serialized_options = b'8\001'
   _globals['_COUNTERS_BATCHSIZESENTRY']._loaded_options = None
   _globals['_COUNTERS_BATCHSIZESENTRY']._serialized_options = b'8\001'
-  _globals['_POINTMODE']._serialized_start=2081
-  _globals['_POINTMODE']._serialized_end=2154
+  _globals['_POINTMODE']._serialized_start=2105
+  _globals['_POINTMODE']._serialized_end=2178
   _globals['_POINTREQUEST']._serialized_start=77
   _globals['_POINTREQUEST']._serialized_end=404
   _globals['_POINTRESPONSE']._serialized_start=407
@@ -48,23 +48,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTRESPONSE']._serialized_start=785
   _globals['_ACTRESPONSE']._serialized_end=926
   _globals['_GENERATIONOPTIONS']._serialized_start=928
-  _globals['_GENERATIONOPTIONS']._serialized_end=1031
-  _globals['_GENERATEREQUEST']._serialized_start=1033
-  _globals['_GENERATEREQUEST']._serialized_end=1157
-  _globals['_GENERATERESPONSE']._serialized_start=1160
-  _globals['_GENERATERESPONSE']._serialized_end=1319
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1321
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1342
-  _globals['_LIMITS']._serialized_start=1345
-  _globals['_LIMITS']._serialized_end=1557
-  _globals['_COUNTERS']._serialized_start=1560
-  _globals['_COUNTERS']._serialized_end=1868
-  _globals['_COUNTERS_ERRORSBYCODEENTRY']._serialized_start=1766
-  _globals['_COUNTERS_ERRORSBYCODEENTRY']._serialized_end=1817
-  _globals['_COUNTERS_BATCHSIZESENTRY']._serialized_start=1819
-  _globals['_COUNTERS_BATCHSIZESENTRY']._serialized_end=1868
-  _globals['_MODELINFO']._serialized_start=1871
-  _globals['_MODELINFO']._serialized_end=2079
-  _globals['_MOLMOAGENT']._serialized_start=2157
-  _globals['_MOLMOAGENT']._serialized_end=2542
+  _globals['_GENERATIONOPTIONS']._serialized_end=1055
+  _globals['_GENERATEREQUEST']._serialized_start=1057
+  _globals['_GENERATEREQUEST']._serialized_end=1181
+  _globals['_GENERATERESPONSE']._serialized_start=1184
+  _globals['_GENERATERESPONSE']._serialized_end=1343
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1345
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1366
+  _globals['_LIMITS']._serialized_start=1369
+  _globals['_LIMITS']._serialized_end=1581
+  _globals['_COUNTERS']._serialized_start=1584
+  _globals['_COUNTERS']._serialized_end=1892
+  _globals['_COUNTERS_ERRORSBYCODEENTRY']._serialized_start=1790
+  _globals['_COUNTERS_ERRORSBYCODEENTRY']._serialized_end=1841
+  _globals['_COUNTERS_BATCHSIZESENTRY']._serialized_start=1843
+  _globals['_COUNTERS_BATCHSIZESENTRY']._serialized_end=1892
+  _globals['_MODELINFO']._serialized_start=1895
+  _globals['_MODELINFO']._serialized_end=2103
+  _globals['_MOLMOAGENT']._serialized_start=2181
+  _globals['_MOLMOAGENT']._serialized_end=2566
 # @@protoc_insertion_point(module_scope)

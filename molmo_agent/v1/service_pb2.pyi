@@ -90,16 +90,18 @@ class ActResponse(_message.Message):
     def __init__(self, action: _Optional[_Union[_types_pb2.Action, _Mapping]] = ..., text: _Optional[str] = ..., reason: _Optional[str] = ..., model_id: _Optional[str] = ..., timing: _Optional[_Union[_types_pb2.Timing, _Mapping]] = ...) -> None: ...
 
 class GenerationOptions(_message.Message):
-    __slots__ = ("max_new_tokens", "temperature", "top_p", "stop_at_answer")
+    __slots__ = ("max_new_tokens", "temperature", "top_p", "stop_at_answer", "stop_at_coords")
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
     STOP_AT_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    STOP_AT_COORDS_FIELD_NUMBER: _ClassVar[int]
     max_new_tokens: int
     temperature: float
     top_p: float
     stop_at_answer: bool
-    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop_at_answer: _Optional[bool] = ...) -> None: ...
+    stop_at_coords: bool
+    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop_at_answer: _Optional[bool] = ..., stop_at_coords: _Optional[bool] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("images", "prompt", "options")
