@@ -21,7 +21,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument(
+        "--episodes",
+        type=lambda v: v if v == "all" else int(v),
+        default="all",
+        help="a number, or 'all' (every episode of the split)",
+    )
     parser.add_argument("--protocol", choices=["molmo", "distance14"], default="molmo")
     parser.add_argument("--task-level", choices=["low", "high"], default="low")
     parser.add_argument(
