@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -301,10 +300,8 @@ def test_raised_pixel_limit_accepts() -> None:
 
 def test_decompression_bomb_header_rejected_by_pillow_check() -> None:
     data = _png_claiming(100_000, 100_000)
-    start = time.perf_counter()
     with pytest.raises(ImageInputError, match="too large"):
         load_image(data)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_decompression_bomb_header_rejected_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:

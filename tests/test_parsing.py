@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import random
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -540,15 +539,15 @@ def _junk() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", list(_junk()))
-def test_one_megabyte_of_junk_parses_fast(name: str) -> None:
+def test_one_megabyte_of_junk_reads_as_nothing(name: str) -> None:
+    """Junk gives no points and no action, with a reason, and never raises (its speed, linear in the text,
+    is printed by ``benchmarks/speed_checks.py``: timing is not asserted in tests)."""
     text = _junk()[name]
     assert len(text) >= 900_000
-    for parse in (
-        lambda t: parse_points_detailed(t, [WIDE]),
-        lambda t: parse_points_detailed(t, [WIDE], video=True),
-        lambda t: parse_action_detailed(t, WIDE),
-        answer_is_complete,
-    ):
-        start = time.perf_counter()
-        parse(text)
-        assert time.perf_counter() - start < 1.0
+    for video in (False, True):
+        parsed = parse_points_detailed(text, [WIDE], video=video)
+        assert len(parsed.points) <= 20_000  # repeated valid tags are read, up to the parser's cap
+        assert parsed.points or parsed.reason
+    action = parse_action_detailed(text, WIDE)
+    assert action.action is None and action.reason
+    assert isinstance(answer_is_complete(text), bool)

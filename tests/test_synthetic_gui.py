@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import gymnasium
 import numpy as np
 import pytest
@@ -209,28 +207,3 @@ def test_arguments_are_validated():
         env.oracle_action()
     _, info = env.reset(seed=0, options={"task": "multi", "difficulty": 2})
     assert info["multi_step"]
-
-
-def test_steps_per_second():
-    env = SyntheticGuiEnv(screen_size=(540, 960))
-    rng = np.random.default_rng(0)
-    steps, start = 0, time.perf_counter()
-    seed = 0
-    while steps < 600:
-        env.reset(seed=seed)
-        seed += 1
-        for _ in range(3):
-            if rng.random() < 0.5:
-                action = env.oracle_action()
-                if action.type is ActionType.DONE:
-                    break
-            else:
-                action = Action(
-                    type=ActionType.CLICK, x=float(rng.uniform(0, 540)), y=float(rng.uniform(0, 960))
-                )
-            steps += 1
-            if env.step(action)[2]:
-                break
-    rate = steps / (time.perf_counter() - start)
-    print(f"\nSyntheticGui-v0 540x960: {rate:.0f} steps/s (resets included, {seed} episodes)")
-    assert rate > 100
