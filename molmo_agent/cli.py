@@ -21,7 +21,11 @@ SAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "sample.png"
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="Hub id or local folder (default: the embedded model)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Hub id, local folder, grpc:// or openai:// URL (default: the embedded model)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda)")
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -456,7 +460,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=int,
         default=1,
-        help="episodes in parallel (with a grpc:// model: server batching)",
+        help="episodes in parallel (with a grpc:// or openai:// model: server or engine batching)",
     )
     evaluate.add_argument(
         "--screens",
@@ -547,7 +551,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--gui-episodes", type=int, default=10)
     demo.add_argument("--tabletop-scenes", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0, help="first held-out seed")
-    demo.add_argument("--model", default=None, help="Hub id, folder or grpc:// (default: the embedded model)")
+    demo.add_argument(
+        "--model", default=None, help="Hub id, folder, grpc:// or openai:// (default: the embedded model)"
+    )
     demo.add_argument("--device", default=None)
 
     tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")

@@ -30,3 +30,27 @@ class ModelLoadError(MolmoAgentError, RuntimeError):
 
 class QueryError(MolmoAgentError, ValueError):
     """A text query or prompt is empty or otherwise unusable."""
+
+
+class EngineError(MolmoAgentError, RuntimeError):
+    """A call to an inference engine behind ``openai://`` failed; ``status`` is its HTTP status (0: none).
+
+    Raised from the model call, so the evaluation harness records it on the step and the run goes on.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EngineUnavailableError(EngineError, ConnectionError):
+    """The engine cannot be reached, timed out, or stayed overloaded through every retry."""
+
+
+class EngineAuthError(EngineError, PermissionError):
+    """The engine refused the API key (HTTP 401/403)."""
+
+
+class EngineRequestError(EngineError, ValueError):
+    """The engine refused this request: a model it does not serve, a prompt over its context length,
+    images it does not accept."""

@@ -58,6 +58,7 @@ BACKENDS: dict[str, str] = {
     "molmo2": "molmo_agent.backends.molmo2:Molmo2Backend",
     "molmo1": "molmo_agent.backends.molmo1:Molmo1Backend",
     "remote": "molmo_agent.backends.remote:RemoteBackend",
+    "openai": "molmo_agent.backends.openai_compat:OpenAICompatBackend",
 }
 """Family -> ``module:Class`` of its backend, imported only when a model of that family is loaded."""
 
@@ -79,12 +80,16 @@ def resolve(name_or_path: str | os.PathLike | None) -> ResolvedModel:
 
     ``grpc://HOST:PORT`` / ``grpcs://HOST:PORT`` name a model served by ``molmo-agent serve`` (the family
     ``remote``; the served model's own family is read from the server when it is loaded).
+    ``openai://HOST:PORT/PATH?model=NAME`` / ``openais://...`` name a model behind an inference engine's
+    OpenAI-compatible API (the family ``openai``; the model's own family is settled when it is loaded).
     """
     if name_or_path is None or str(name_or_path) in ("", "default", DEFAULT_MODEL_NAME):
         return ResolvedModel(DEFAULT_MODEL_NAME, "molmo2", str(DEFAULT_MODEL_DIR), True)
     text = str(name_or_path)
-    if text.startswith(("grpc://", "grpcs://")):
+    if text.startswith(("grpc://", "grpcs://", "grpc+dns://", "grpcs+dns://")):
         return ResolvedModel(text, "remote", text, False)
+    if text.startswith(("openai://", "openais://")):
+        return ResolvedModel(text, "openai", text, False)
     path = Path(text).expanduser()
     if path.is_dir():
         return ResolvedModel(text, family_of_dir(path), str(path), True)
@@ -138,7 +143,7 @@ def is_available_locally(model_id: str) -> bool:
         resolved = resolve(model_id)
     except (ModelNotFoundError, ModelLoadError):
         return False
-    if resolved.family == "remote":
+    if resolved.family in ("remote", "openai"):
         return False
     return resolved.is_local_dir or cached_snapshot(resolved.location) is not None
 

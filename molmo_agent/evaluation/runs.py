@@ -1,9 +1,9 @@
 """``run.json``: what produced an evaluation folder, so that its numbers cannot silently mix two setups.
 
 A folder is one configuration: the model (its weights' sha256 for a local checkpoint; the address and the
-served model id for ``grpc://``), the env and every argument it was built with, protocol, token budget,
-policy, seed, view and package version. Resuming needs the same configuration; anything else is refused
-with the differing fields, or started over with ``force``.
+served model id for ``grpc://`` and ``openai://``), the env and every argument it was built with, protocol,
+token budget, policy, seed, view and package version. Resuming needs the same configuration; anything
+else is refused with the differing fields, or started over with ``force``.
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def model_identity(model: MolmoModel, *, hash_weights: bool = True) -> dict[str,
     """The model as a run records it: a remote one by address and served id, a local one by its weights."""
     info = model.info
     target = getattr(model.backend, "target", None)
-    if info.source.startswith(("grpc://", "grpcs://")):
-        address = getattr(target, "address", info.source)
-        return {"id": info.model_id, "address": address, "served_model_id": info.model_id}
+    if info.source.startswith(("grpc://", "grpcs://", "openai://", "openais://")):
+        address = getattr(target, "address", None) or getattr(target, "base_url", info.source)
+        served = getattr(model.backend, "model_name", info.model_id)
+        return {"id": info.model_id, "address": address, "served_model_id": served}
     identity: dict[str, Any] = {"id": info.model_id}
     folder = Path(info.source)
     if hash_weights and folder.is_dir():
