@@ -16,8 +16,8 @@ from PIL import Image
 FORMATS = ("auto", "png", "jpeg")
 PNG_MAX_PIXELS = 1_000_000
 """Up to about 1 MP every image goes as PNG: a few hundred kB at most, not worth a lossy step."""
-SCREENSHOT_MAX_COLOURS = 4096
-"""A 64x64 thumbnail with at most this many colours is treated as a screenshot (photos have more)."""
+SCREENSHOT_MAX_COLOURS = 512
+"""A 64x64 thumbnail (4,096 pixels) with at most this many colours is a screenshot; photos have more."""
 JPEG_QUALITY = 95
 
 
