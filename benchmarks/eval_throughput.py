@@ -1,10 +1,12 @@
-"""Evaluation throughput (env steps/s) with the tiny model in process versus through a server.
+"""Evaluation throughput (env steps/s) with the tiny model in process versus through a server or an engine.
 
     python benchmarks/eval_throughput.py [--episodes 8] [--out results.json]
 
 Writes a small AndroidControl-format shard, evaluates the embedded default model on it in process
 (concurrency 1), then starts `molmo-agent serve` in another process and evaluates the same episodes
-through `grpc://` at concurrency 1, 4 and 8 (parallel episodes, batched by the server). Prints a table.
+through `grpc://` at concurrency 1, 4 and 8 (parallel episodes, batched by the server), then starts
+`transformers serve` (an OpenAI-compatible engine) with the same checkpoint and evaluates them through
+`openai://` at concurrency 1, 4 and 8. Prints a table; every row should have the same step accuracy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,6 +48,31 @@ def _serve(port: int) -> subprocess.Popen:
         process.kill()
         raise
     return process
+
+
+def _engine(folder: Path) -> tuple[subprocess.Popen, int]:
+    """`transformers serve` with the embedded default model on a port the OS picks, once it lists it."""
+    import httpx
+
+    from molmo_agent.backends.registry import DEFAULT_MODEL_DIR
+
+    log = folder / "engine.log"
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", str(DEFAULT_MODEL_DIR)]
+    command += ["--device", "cpu", "--host", "127.0.0.1", "--port", "0"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
+        if found:
+            try:
+                httpx.get(f"http://127.0.0.1:{found.group(1)}/v1/models", timeout=5).raise_for_status()
+                return process, int(found.group(1))
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"transformers serve did not start:\n{log.read_text()[-2000:]}")
 
 
 def _run(model, data: Path, out: Path, episodes: int, concurrency: int) -> dict:
@@ -89,6 +117,20 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+        from molmo_agent.backends.registry import DEFAULT_MODEL_DIR
+
+        engine, engine_port = _engine(root)
+        try:
+            for concurrency in (1, 4, 8):
+                url = (
+                    f"openai://127.0.0.1:{engine_port}/v1?model={DEFAULT_MODEL_DIR}&concurrency={concurrency}"
+                )
+                results[f"openai c{concurrency}"] = _run(
+                    ma.load_model(url), data, root / f"engine{concurrency}", args.episodes, concurrency
+                )
+        finally:
+            engine.terminate()
+            engine.wait(30)
     for name, row in results.items():
         print(f"{name:20s} {row}")
     if args.out:
