@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import wire
 from .actions import Action
+from .balancing import server_target, service_config
 from .errors import MolmoAgentError
 from .images import ImageLike
 from .points import Point
@@ -173,6 +174,18 @@ def _as_dict(msg) -> dict[str, Any]:
     return out
 
 
+def _pool_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    """Channel settings for several servers: round-robin, health-checked, one retry on another server.
+
+    gRPC keeps a request for a retry only up to its per-call retry buffer (256 KiB by default), far less
+    than a raw frame: the buffer is raised to the message limit so image requests stay retryable.
+    """
+    return [
+        ("grpc.service_config", service_config()),
+        ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+    ]
+
+
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
@@ -181,7 +194,9 @@ class Client:
     """A connection to a MolmoAgent server; a context manager (or call :meth:`close`).
 
     Args:
-        target: ``host:port`` of the server.
+        target: ``host:port`` of the server; or several servers, as ``"h1:p1,h2:p2"``, a list of
+            ``host:port``, or ``"dns:///name:port"`` (every address of a DNS name): gRPC then spreads calls
+            round-robin over the servers that are up and healthy (see :mod:`molmo_agent.balancing`).
         token: Bearer token (``ServerConfig.token``), sent as ``authorization: Bearer <token>``.
         tls: ``True`` for TLS with the system's roots, a :class:`TlsConfig`, or ``None``/``False`` for
             plaintext (loopback or a trusted network).
@@ -193,7 +208,7 @@ class Client:
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         token: str | None = None,
         tls: bool | TlsConfig | None = None,
@@ -204,7 +219,8 @@ class Client:
     ) -> None:
         if timeout_s <= 0 or retries < 0 or backoff_s < 0 or max_message_bytes < 1:
             raise ValueError("timeout_s and max_message_bytes must be positive, retries and backoff_s >= 0")
-        self.target = target
+        self.server = server_target(target)
+        self.target = self.server.description
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -219,6 +235,8 @@ class Client:
             # its retry window (gRPC's default grows to 120 s after repeated failures)
             ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ]
+        if self.server.balanced:
+            options += _pool_options(max_message_bytes)
         self._metadata: tuple[tuple[str, str], ...] = ()
         if tls:
             tls = TlsConfig() if tls is True else tls
@@ -226,13 +244,15 @@ class Client:
             if token:
                 call = grpc.access_token_call_credentials(token)  # authorization: Bearer <token>
                 credentials = grpc.composite_channel_credentials(credentials, call)
-            if tls.server_name:
-                options.append(("grpc.ssl_target_name_override", tls.server_name))
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+            # a resolved list of servers has no host name of its own: check the first one's unless told
+            server_name = tls.server_name or (self.server.server_name if self.server.balanced else None)
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._channel = grpc.secure_channel(self.server.target, credentials, options=options)
         else:
             # gRPC refuses call credentials on plaintext channels: send the same header as metadata
             self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-            self._channel = grpc.insecure_channel(target, options=options)
+            self._channel = grpc.insecure_channel(self.server.target, options=options)
         self._stub = service_pb2_grpc.MolmoAgentStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -485,7 +505,8 @@ class Client:
         note = ""
         if code == grpc.StatusCode.UNAVAILABLE:
             tries = f" ({attempts} attempts)" if attempts > 1 else ""
-            note = f"server at {self.target}{tries}: "
+            where = "servers" if self.server.balanced else "server"
+            note = f"{where} at {self.target}{tries}: "
         return ClientError(method, code, details, note)
 
 

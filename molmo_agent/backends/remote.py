@@ -6,7 +6,13 @@ are built and answers parsed on the caller's side exactly as for a local model, 
 checkpoint locally. Requests of one batch are sent concurrently, so the server's dynamic batching sees them
 together (and batches them with other consumers' requests).
 
+Several servers serving the same model: ``grpc://h1:50051,h2:50051`` (a fixed list; host names are resolved
+when the model loads) or ``grpc+dns://pool:50051`` (every address DNS gives for ``pool``, re-resolved by
+gRPC). gRPC's round-robin spreads the calls over the servers that are up and whose health says SERVING; a
+call that meets a server going away is sent again to another (see :mod:`molmo_agent.balancing`).
+
 URL options: ``?timeout=30`` (seconds per call), ``?ca=/path/ca.pem`` (TLS roots for a private CA),
+``?server_name=NAME`` (the name TLS checks the certificates against; a list's default is its first host),
 ``?token_env=NAME`` (environment variable holding the bearer token; default ``MOLMO_AGENT_TOKEN``).
 """
 
@@ -18,11 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from ..balancing import TargetError, host_port
 from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .registry import ResolvedModel
 
-SCHEMES = ("grpc", "grpcs")
+SCHEMES = {"grpc": False, "grpcs": True, "grpc+dns": False, "grpcs+dns": True}
+"""URL scheme -> TLS; ``+dns`` names a DNS name whose every address is a server."""
+URL_FORMS = "grpc://HOST:PORT, grpc://HOST:PORT,HOST:PORT,... or grpc+dns://NAME:PORT (grpcs for TLS)"
 DEFAULT_TIMEOUT_S = 60.0
 TOKEN_ENV = "MOLMO_AGENT_TOKEN"
 MAX_PARALLEL_REQUESTS = 32
@@ -33,28 +42,44 @@ class RemoteTarget:
     """What a ``grpc://`` URL says: where the server is and how to talk to it."""
 
     address: str
+    """What :class:`~molmo_agent.client.Client` connects to: ``host:port``, ``h1:p1,h2:p2`` or
+    ``dns:///name:port``."""
     tls: bool
     timeout_s: float
     token: str | None
     root_certificates: str | None
+    server_name: str | None = None
 
 
 def parse_url(url: str) -> RemoteTarget:
-    """``grpc[s]://host:port[?timeout=S&ca=PATH&token_env=NAME]`` -> :class:`RemoteTarget`."""
+    """``grpc[s][+dns]://ADDRESSES[?timeout=S&ca=PATH&server_name=NAME&token_env=NAME]`` -> target."""
     parts = urlsplit(url)
-    if parts.scheme not in SCHEMES or not parts.hostname or not parts.port:
-        raise ModelNotFoundError(
-            f"{url!r} is not a server address; expected grpc://HOST:PORT or grpcs://HOST:PORT "
-            "(e.g. grpc://127.0.0.1:50051)"
-        )
+    if parts.scheme not in SCHEMES:
+        raise ModelNotFoundError(f"{url!r} is not a server address; expected {URL_FORMS}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     try:
         timeout_s = float(query.get("timeout", DEFAULT_TIMEOUT_S))
     except ValueError:
         raise ModelNotFoundError(f"timeout in {url!r} must be a number of seconds") from None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     token = os.environ.get(query.get("token_env", TOKEN_ENV), "").strip() or None
-    return RemoteTarget(f"{host}:{parts.port}", parts.scheme == "grpcs", timeout_s, token, query.get("ca"))
+    address = _address(url, parts.netloc, dns=parts.scheme.endswith("+dns"))
+    return RemoteTarget(
+        address, SCHEMES[parts.scheme], timeout_s, token, query.get("ca"), query.get("server_name")
+    )
+
+
+def _address(url: str, netloc: str, *, dns: bool) -> str:
+    """The client's target for a URL's ``host:port`` list (checked here, so a typo fails before any I/O)."""
+    entries = [entry.strip() for entry in netloc.split(",")]
+    try:
+        endpoints = [host_port(entry) for entry in entries]
+    except TargetError as exc:
+        raise ModelNotFoundError(f"{url!r}: {exc}; expected {URL_FORMS}") from None
+    if dns and len(endpoints) > 1:
+        raise ModelNotFoundError(f"{url!r}: grpc+dns:// takes one DNS name (all its addresses are used)")
+    if dns:
+        return f"dns:///{entries[0]}"
+    return ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in endpoints)
 
 
 class RemoteBackend(Backend):
@@ -66,9 +91,13 @@ class RemoteBackend(Backend):
         target = parse_url(resolved.location)
         tls = None
         if target.tls:  # system roots unless the URL names a CA file
-            tls = TlsConfig(root_certificates=target.root_certificates) if target.root_certificates else True
+            custom = target.root_certificates or target.server_name
+            tls = TlsConfig(target.root_certificates, server_name=target.server_name) if custom else True
         self.target = target
-        self.client = Client(target.address, token=target.token, tls=tls, timeout_s=target.timeout_s)
+        try:
+            self.client = Client(target.address, token=target.token, tls=tls, timeout_s=target.timeout_s)
+        except TargetError as exc:  # a host of a list that does not resolve
+            raise ModelNotFoundError(f"{resolved.location!r}: {exc}") from None
         try:
             status = self.client.health(timeout_s=min(10.0, target.timeout_s))
             info = (
@@ -76,8 +105,9 @@ class RemoteBackend(Backend):
             )
         except ClientError as exc:
             self.client.close()
+            pool = " (or none of them is SERVING yet)" if self.client.server.balanced else ""
             raise ModelNotFoundError(
-                f"no molmo-agent server answers at {target.address} ({exc.code.name}: {exc.details}). "
+                f"no molmo-agent server answers at {target.address}{pool} ({exc.code.name}: {exc.details}). "
                 "Start `molmo-agent serve` there, and check the address, port, token and TLS setting."
             ) from exc
         if info is None:
