@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
-from server_helpers import png, scripted_model
+from server_helpers import png, scripted_model, self_signed_certificate
 
 import molmo_agent as ma
 from molmo_agent import client as client_module
@@ -295,37 +294,6 @@ def test_right_token_works_on_a_plaintext_channel(auth_server):
     with Client(auth_server.target, token="s3cret") as client:
         assert client.point(png((32, 32)), "the item 50").points[0].x == pytest.approx(16.0)
         assert [r.frame_id for r in client.stream_point([("only", png((32, 32)))], "the item 1")] == ["only"]
-
-
-def self_signed_certificate(folder: Path, host: str = "localhost") -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")

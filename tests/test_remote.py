@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 
 import pytest
+from server_helpers import free_port, start_cli_server
 
 import molmo_agent as ma
 from molmo_agent.evaluation import EvalConfig, run_eval
@@ -84,36 +81,9 @@ def test_parallel_episodes_are_batched_by_the_server(served, android_control_dir
     assert any(size > 1 and count > 0 for size, count in grown.items()), grown
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(tiny_dir, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "molmo_agent.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--model",
-        str(tiny_dir),
-    ]
-    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
-    try:
-        with ma.Client(f"127.0.0.1:{port}", retries=0) as client:
-            client.wait_for_serving(timeout_s=300)
-    except ma.MolmoAgentError:
-        process.kill()
-        raise
-    return process
-
-
 def test_killing_and_restarting_the_server_mid_evaluation(tiny_dir, android_control_dir, tmp_path):
-    port = _free_port()
-    server = _start_server(tiny_dir, port)
+    port = free_port()
+    server = start_cli_server(tiny_dir, port)
     model = ma.load_model(f"grpc://127.0.0.1:{port}?timeout=10")
     config = EvalConfig(ANDROID, tmp_path, episodes=3, env_kwargs=_env_kwargs(android_control_dir))
     state = {"server": server}
@@ -123,7 +93,7 @@ def test_killing_and_restarting_the_server_mid_evaluation(tiny_dir, android_cont
             state["server"].send_signal(signal.SIGTERM)
             state["server"].wait(30)
         elif episode == 1:
-            state["server"] = _start_server(tiny_dir, port)
+            state["server"] = start_cli_server(tiny_dir, port)
 
     try:
         summary = run_eval(config, model, progress=False, on_episode=kill_then_restart)
