@@ -222,10 +222,8 @@ def test_unreachable_server_is_unavailable_after_retries_naming_the_target(monke
     sleeps = []
     monkeypatch.setattr(client_module, "_sleep", lambda s: (sleeps.append(s), time.sleep(s)))
     target = f"127.0.0.1:{free_port()}"
-    started = time.monotonic()
     with Client(target, retries=3, backoff_s=0.05) as client, pytest.raises(ClientError) as caught:
         client.point(png((32, 32)), "the item 1")
-    assert time.monotonic() - started < 5
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
     assert target in str(caught.value) and "4 attempts" in str(caught.value)
     assert sleeps == [0.05, 0.1, 0.2]
