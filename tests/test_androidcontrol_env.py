@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 from molmo_agent.actions import Action
 from molmo_agent.parsing import parse_action
+from molmo_agent.training.supervision import android_control_turn
 from molmo_envs.android_control import AndroidControlEnv
 from molmo_envs.androidcontrol.synthetic import make_episodes
 from molmo_envs.androidcontrol.writer import write_dataset
@@ -135,14 +136,15 @@ def test_observation_contents(data_dir):
     np.testing.assert_allclose(obs["elements"]["boxes"][0], np.array(episode.elements(0)[0].bounds) * scale)
     assert not obs["elements"]["boxes"][count:].any()
     assert info["elements"][1]["text"] == "12:00"
-    assert env.prompt() == f"high_level: {episode.goal} low_level: {episode.step_instructions[0]}"
+    prompt, _ = android_control_turn(env)
+    assert prompt == f"high_level: {episode.goal} low_level: {episode.step_instructions[0]}"
 
 
 def test_high_level_mode_hides_the_instruction(data_dir):
     env = AndroidControlEnv(data_dir, task_level="high", screen_size=SMALL)
     obs, _ = env.reset(seed=0)
     assert obs["instruction"] == ""
-    assert env.prompt() == f"high_level: {obs['goal']}"
+    assert android_control_turn(env)[0] == f"high_level: {obs['goal']}"
 
 
 def test_episodes_cycle_in_dataset_order_and_can_be_chosen(data_dir):
@@ -195,7 +197,7 @@ def test_supervision_is_molmos_action_string(data_dir):
     env.reset(options={"episode_id": 101})
     for _ in range(env.episode.num_steps):
         truth = env.gt_action()
-        text = env.supervision()
+        _, text = android_control_turn(env)
         parsed = parse_action(text, SMALL)
         assert parsed.type == truth.type
         if truth.point is not None:

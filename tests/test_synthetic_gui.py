@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 from molmo_agent.actions import Action, ActionType
 from molmo_agent.parsing import parse_action, parse_points
+from molmo_agent.training.supervision import synthetic_gui_turns
 from molmo_envs.spaces import ACTION_TYPES, from_action
 from molmo_envs.synthetic_gui import SyntheticGuiEnv
 
@@ -175,8 +176,8 @@ def test_supervision_parses_back_to_the_target_and_action(family):
         env = SyntheticGuiEnv(screen_size=size, task=("click", "multi")[seed % 2])
         env.reset(seed=seed)
         while True:
-            sup = env.supervision(family)
-            target = env._task.next_step(env._scene).target
+            sup = synthetic_gui_turns(env, family)
+            target = env.next_step()[1].target
             (point,) = parse_points(sup["point_answer"], [size])
             cx, cy = target.center
             assert abs(point.x - cx) <= 1 and abs(point.y - cy) <= 1

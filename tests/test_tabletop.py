@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import molmo_agent as ma
 from molmo_agent import geometry
 from molmo_agent.parsing import parse_points
+from molmo_agent.training.supervision import tabletop_turn
 from molmo_envs import spaces as molmo_spaces
 from molmo_envs.tabletop import TabletopPointingEnv, look_down_pose
 from molmo_envs.tabletop_render import NO_OBJECT, Scene, SceneObject, distance_to_object, render
@@ -186,7 +187,7 @@ def test_supervision_parses_back_to_the_oracle(family):
     env = TabletopPointingEnv()
     for seed in range(20):
         _, info = env.reset(seed=seed)
-        prompt, answer = env.supervision(family)
+        prompt, answer = tabletop_turn(env, family)
         assert info["label"] in prompt and prompt.startswith("Point to")
         (point,) = parse_points(answer, [SIZE])
         oracle = env.oracle_point()

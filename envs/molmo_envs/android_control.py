@@ -18,7 +18,6 @@ from molmo_agent.actions import Action
 from molmo_agent.errors import ActionValidationError
 from molmo_agent.geometry import ResizeTransform
 from molmo_agent.parsing import format_action_molmo
-from molmo_agent.prompts import act_prompt
 
 from .androidcontrol.catalog import open_catalog
 from .androidcontrol.episodes import Element, Episode
@@ -296,12 +295,12 @@ class AndroidControlEnv(gym.Env):
 
     @property
     def goal(self) -> str:
-        """The episode's goal (Molmo's ``high_level`` prompt piece)."""
+        """The episode's goal."""
         return self.episode.goal
 
     @property
     def instruction(self) -> str:
-        """The current step's instruction (``low_level``); empty in high-level mode or after the last step."""
+        """The current step's instruction; empty in high-level mode or after the last step."""
         if self.task_level == "high" or self.done:
             return ""
         return self.episode.step_instructions[self._step]
@@ -311,19 +310,11 @@ class AndroidControlEnv(gym.Env):
         """The current episode's test subsplit (IDD, app_unseen, task_unseen, category_unseen), if any."""
         return self._source.subsplit_of(self.episode.episode_id)
 
-    def prompt(self) -> str:
-        """Molmo's AndroidControl prompt for the current step (``high_level: ... low_level: ...``)."""
-        return act_prompt(self.goal, self.instruction or None)
-
     def gt_action(self) -> Action:
         """The recorded action of the current step, in observation pixels."""
         if self.done:
             raise RuntimeError("the episode is over: there is no ground-truth action left; call reset()")
         return _map_action(self.episode.action(self._step), self._transform(), to_original=False)
-
-    def supervision(self) -> str:
-        """The current ground-truth step as the action string Molmo was trained to emit."""
-        return format_action_molmo(self.gt_action(), self.screen_size)
 
     def elements(self) -> list[Element]:
         """The current screen's visible elements, in dataset pixels."""

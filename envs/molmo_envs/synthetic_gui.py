@@ -10,11 +10,9 @@ from gymnasium import spaces
 
 from molmo_agent.actions import Action, ActionType
 from molmo_agent.errors import ActionValidationError
-from molmo_agent.parsing import format_action_molmo, format_point_molmo1, format_points_molmo2
-from molmo_agent.prompts import act_prompt, point_prompt
 
 from .gui_render import render
-from .gui_scenes import TASK_KINDS, Scene, Task, generate_scene, make_task
+from .gui_scenes import TASK_KINDS, Scene, Step, Task, generate_scene, make_task
 from .spaces import UnicodeText, action_space, to_action
 
 _TAPS = frozenset({ActionType.CLICK, ActionType.LONG_PRESS, ActionType.DOUBLE_CLICK})
@@ -80,8 +78,8 @@ class SyntheticGuiEnv(gym.Env):
     ``next_target`` (the element the next oracle action acts on), ``success``, ``app_state`` (drawer, focus,
     toggles, fields, tapped elements, last submission) and, after a step, ``hit`` (the phrase of the element
     tapped, or None), ``hit_element`` (that element's fields, as in ``target``, or None) and ``error`` (why
-    an action was ignored, or None). :meth:`oracle_action` returns the scripted solver's next action;
-    :meth:`supervision` returns Molmo-format training text for the current step.
+    an action was ignored, or None). :meth:`oracle_action` returns the scripted solver's next action and
+    :meth:`next_step` the element it acts on (``molmo_agent.training.supervision`` words it for training).
 
     ## Arguments
     - ``screen_size``: canvas ``(width, height)`` in pixels, fixed per env (the Box needs a fixed shape);
@@ -194,39 +192,16 @@ class SyntheticGuiEnv(gym.Env):
         x, y = step.target.center
         return Action(type=ActionType.CLICK, x=x, y=y)
 
-    def supervision(self, family: str = "molmo2") -> dict[str, str]:
-        """Molmo-format training text for the current step.
-
-        Returns ``phrase`` (the element the next action acts on, e.g. "the blue Settings button"),
-        ``point_prompt``/``point_answer`` (pointing at that element's centre in the family's format),
-        ``step`` (the low-level instruction), ``act_prompt`` (goal and step, as Molmo was fine-tuned on) and
-        ``action_answer`` (the oracle action as Molmo's action string).
-        """
-        if family not in _FAMILIES:
-            raise ValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+    def next_step(self) -> tuple[str, Step]:
+        """The task's instruction and the step the oracle takes next (the element it acts on, its text)."""
         scene, task = self._require()
-        step = task.next_step(scene)
-        width, height = self.screen_size
-        x, y = step.target.center
-        point = (x / width, y / height)
-        if family == "molmo2":
-            answer = format_points_molmo2([[point]], step.target.phrase)
-        else:
-            answer = format_point_molmo1([point], step.target.phrase)
-        return {
-            "phrase": step.target.phrase,
-            "point_prompt": point_prompt(step.target.phrase, family),
-            "point_answer": answer,
-            "step": step.instruction,
-            "act_prompt": act_prompt(task.instruction, step.instruction),
-            "action_answer": format_action_molmo(self.oracle_action(), self.screen_size),
-        }
+        return task.instruction, task.next_step(scene)
 
     # --------------------------------------------------------------------------------------- internals
 
     def _require(self) -> tuple[Scene, Task]:
         if self._scene is None or self._task is None:
-            raise RuntimeError("call reset() before step(), oracle_action() or supervision()")
+            raise RuntimeError("call reset() before step(), oracle_action() or next_step()")
         return self._scene, self._task
 
     def _screenshot(self) -> np.ndarray:

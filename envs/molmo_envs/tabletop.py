@@ -13,9 +13,7 @@ from gymnasium import spaces
 from molmo_agent.actions import Action
 from molmo_agent.errors import ActionValidationError
 from molmo_agent.geometry import CameraIntrinsics, RigidTransform, point_to_3d
-from molmo_agent.parsing import format_point_molmo1, format_points_molmo2
 from molmo_agent.points import Point
-from molmo_agent.prompts import point_prompt
 
 from . import spaces as molmo_spaces
 from .tabletop_render import SHAPES, Rendering, Scene, SceneObject, distance_to_object, render
@@ -339,8 +337,8 @@ class TabletopPointingEnv(gym.Env):
 
     @property
     def instruction(self) -> str:
-        """The pointing prompt, in Molmo2's wording: ``"Point to the red cube."``."""
-        return point_prompt(f"the {self._target().label}", "molmo2")
+        """What to point at, as a person would ask: ``"Point to the red cube."``."""
+        return f"Point to the {self._target().label}."
 
     def oracle_point(self) -> Point:
         """The target's visible centre: the pixel nearest the centroid of its visible region whose 5x5 depth
@@ -349,15 +347,6 @@ class TabletopPointingEnv(gym.Env):
         x, y = self._oracle
         width, height = self.image_size
         return Point(x=x, y=y, x_norm=x / width, y_norm=y / height, label=self._target().label)
-
-    def supervision(self, family: str = "molmo2") -> tuple[str, str]:
-        """``(prompt, answer)`` for training: the family's pointing prompt, its answer at the oracle pixel."""
-        point = self.oracle_point()
-        label = self._target().label
-        prompt = point_prompt(f"the {label}", family)
-        if family == "molmo2":
-            return prompt, format_points_molmo2([[(point.x_norm, point.y_norm)]], label)
-        return prompt, format_point_molmo1([(point.x_norm, point.y_norm)], label)
 
     # --- helpers -------------------------------------------------------------------------------------------
 

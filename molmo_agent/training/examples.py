@@ -24,6 +24,7 @@ from ..actions import Action
 from ..errors import MolmoAgentError
 from ..parsing import format_action_molmo, format_point_molmo1, format_points_molmo2
 from ..prompts import act_prompt, point_prompt
+from .supervision import synthetic_gui_turns, tabletop_turn
 
 FAMILIES = ("molmo1", "molmo2")
 TRAIN_SEED_BASE = 1_000_000
@@ -86,7 +87,7 @@ def synthetic_gui_example(
         lambda: SyntheticGuiEnv(screen_size=size, task=task, difficulty=difficulty, random_size=random_size),
     )
     obs, _ = env.reset(seed=seed)
-    labels = env.supervision(_check_family(family))
+    labels = synthetic_gui_turns(env, _check_family(family))
     return Example(obs["screenshot"], labels["point_prompt"], labels["point_answer"], f"synthetic_gui:{task}")
 
 
@@ -154,7 +155,7 @@ def tabletop_example(seed: int, family: str = "molmo2", max_objects: int = 5) ->
         ("tabletop", size, max_objects), lambda: TabletopPointingEnv(image_size=size, max_objects=max_objects)
     )
     obs, _ = env.reset(seed=seed)
-    prompt, answer = env.supervision(_check_family(family))
+    prompt, answer = tabletop_turn(env, _check_family(family))
     return Example(obs["image"], prompt, answer, "tabletop")
 
 
@@ -186,7 +187,7 @@ def supervision_texts(count: int = 200) -> list[str]:
     env = SyntheticGuiEnv(task="multi")
     for seed in seeds:
         env.reset(seed=seed)
-        labels = env.supervision("molmo2")
+        labels = synthetic_gui_turns(env, "molmo2")
         texts += [labels["act_prompt"], labels["action_answer"]]
     return texts
 
