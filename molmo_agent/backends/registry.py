@@ -159,7 +159,7 @@ def missing_weights_message(model_id: str) -> str:
     return (
         f"the weights of {model_id!r} are not on this machine and cannot be downloaded "
         f"(offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}). Either download them where "
-        f"there is network (`huggingface-cli download {model_id}`) and copy the Hugging Face cache here "
+        f"there is network (`hf download {model_id}`) and copy the Hugging Face cache here "
         "(point HF_HOME at it), or pass the local folder that holds the checkpoint: "
         "`ma.load_model('/path/to/folder')` / `--model /path/to/folder`."
     )
