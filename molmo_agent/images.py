@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeAlias, TypeVar
@@ -26,6 +26,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 """Larger than any camera or screen we expect (an 8K frame is 33 M pixels), far below a bomb."""
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Encoded size limit: a generous JPEG/PNG of a 50 M pixel image fits."""
+DEFAULT_MAX_TOTAL_PIXELS = 64_000_000
+"""All images of one request together: eight 4K frames or one 8K frame fit; eight 7000x7000 images (1.2 GB
+decoded) do not. Checked from the headers before any image is decoded."""
 
 ImageLike: TypeAlias = Image.Image | np.ndarray | bytes | bytearray | memoryview | str | os.PathLike
 """Everything :func:`load_image` accepts."""
@@ -46,13 +49,16 @@ class ImageLimits:
     Attributes:
         max_pixels: Largest ``width * height`` accepted (checked before decoding).
         max_bytes: Largest encoded size accepted for bytes and files.
+        max_total_pixels: Largest sum of ``width * height`` over the images of one request
+            (:func:`check_total_pixels`): what decoding a request costs in memory.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS
 
     def __post_init__(self) -> None:
-        for name in ("max_pixels", "max_bytes"):
+        for name in ("max_pixels", "max_bytes", "max_total_pixels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ImageLimits.{name} must be a positive integer, got {value!r}")
@@ -109,6 +115,49 @@ def load_images(
                 raise
             raise ImageInputError(f"image {index} of {len(items)}: {error}") from error
     return loaded
+
+
+def header_pixels(image: ImageLike) -> int:
+    """``width * height`` of an input as its header (or shape) says, without decoding it; 0 when unknown.
+
+    Unreadable inputs count 0 here: decoding them reports the real error with its message.
+    """
+    if isinstance(image, Image.Image):
+        width, height = image.size
+    elif isinstance(image, np.ndarray):
+        width, height = (int(image.shape[1]), int(image.shape[0])) if image.ndim >= 2 else (0, 0)
+    elif isinstance(image, bytes | bytearray | memoryview | str | os.PathLike):
+        source = io.BytesIO(image) if isinstance(image, bytes | bytearray | memoryview) else image
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(source) as opened:  # reads the header only
+                    width, height = opened.size
+        except Exception:  # undecodable, missing, a bomb: load_image says which
+            return 0
+    else:
+        return 0
+    return max(width, 0) * max(height, 0)
+
+
+def check_total_pixels(images: Sequence[ImageLike], limits: ImageLimits, limit_name: str = "") -> int:
+    """Refuse a request whose images together would decode to more than ``limits.max_total_pixels``.
+
+    The per-image limit alone lets eight huge images through, and their decoded buffers are what a process
+    pays for (1.8 GB for eight 7000x7000 images). Returns the total. ``limit_name`` is how the caller's
+    setting is called in the message (default: the ``ImageLimits`` field).
+
+    Raises:
+        ImageInputError: The sum is over the limit.
+    """
+    total = sum(header_pixels(image) for image in images)
+    if total > limits.max_total_pixels:
+        name = limit_name or "ImageLimits.max_total_pixels"
+        raise ImageInputError(
+            f"the {len(images)} images of this request have {total:,} pixels together, above the limit "
+            f"({name}) of {limits.max_total_pixels:,}; send fewer or smaller images"
+        )
+    return total
 
 
 def image_size(img: Image.Image | np.ndarray) -> tuple[int, int]:

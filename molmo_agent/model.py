@@ -25,9 +25,11 @@ from .actions import Action
 from .backends.base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .errors import QueryError
 from .geometry import Size, fit_within
-from .images import ImageLike, ImageLimits, load_image
+from .images import ImageLike, ImageLimits, check_total_pixels, load_image
 from .parsing import complete_cut_answer, parse_action_detailed, parse_points_detailed
 from .points import Point
+from .prompts import MAX_TEXT_TOKENS
+from .text_guard import TextGuard
 
 MODEL_INPUT_MAX_PIXELS = 4_000_000
 """Images larger than this are downscaled before preprocessing: Molmo sees at most ~1.2 MP of crops, so
@@ -105,10 +107,13 @@ class MolmoModel:
         *,
         limits: ImageLimits | None = None,
         model_input_max_pixels: int = MODEL_INPUT_MAX_PIXELS,
+        max_text_tokens: int = MAX_TEXT_TOKENS,
     ) -> None:
         self.backend = backend
         self.limits = limits or ImageLimits()
         self.model_input_max_pixels = model_input_max_pixels
+        self.max_text_tokens = max_text_tokens
+        self.guard = TextGuard(frozenset(backend.special_tokens))
 
     @property
     def info(self) -> ModelInfo:
@@ -163,6 +168,7 @@ class MolmoModel:
     ) -> str | list[str]:
         """Free-form answer text for a prompt about the image(s)."""
         batch, images, texts = _as_batch(image, prompt)
+        self._check_texts(texts, "prompt")
         prompt_texts = [prompts.free_prompt(text) for text in texts]
         answers = self._ask(
             images, prompt_texts, options or GENERATE_OPTIONS, bgr, lambda prep, gen: gen.text
@@ -175,6 +181,7 @@ class MolmoModel:
         self, image: Any, query: str | Sequence[str], *, all_occurrences: bool = False, bgr: bool = False
     ) -> PointResult | list[PointResult]:
         batch, images, queries = _as_batch(image, query)
+        self._check_texts(queries, "query")
         prompt_texts = [
             prompts.point_prompt(q, self.family, all_occurrences=all_occurrences) for q in queries
         ]
@@ -185,6 +192,7 @@ class MolmoModel:
         self, image: Any, query: str | Sequence[str], *, bgr: bool = False
     ) -> PointResult | list[PointResult]:
         batch, images, queries = _as_batch(image, query)
+        self._check_texts(queries, "query")
         prompt_texts = [prompts.count_prompt(q, self.family) for q in queries]
         results = self._ask_points(images, queries, prompt_texts, bgr)
         return results if batch else results[0]
@@ -201,6 +209,9 @@ class MolmoModel:
     ) -> ActResult | list[ActResult]:
         batch, images, goals = _as_batch(screenshot, goal)
         steps = _broadcast(step, len(goals), "step")
+        self._check_texts(goals, "goal")
+        self._check_texts(steps, "step instruction")
+        self._check_history(history)
         prompt_texts = [prompts.act_prompt(g, s) for g, s in zip(goals, steps, strict=True)]
         results = self._ask(images, prompt_texts, act_options(max_new_tokens), bgr, read_action)
         return results if batch else results[0]
@@ -217,6 +228,48 @@ class MolmoModel:
             backend_warmup(options=POINT_OPTIONS)
         self.point(Image.new("RGB", (64, 48), (128, 128, 128)), "the centre")
         return time.perf_counter() - started
+
+    # -- caller text ----------------------------------------------------------------------------------------
+
+    def check_text(self, text: object, field_name: str) -> None:
+        """Refuse caller text holding one of the tokenizer's special tokens (see ``text_guard``).
+
+        Non-strings pass here and are refused by ``prompts`` with a type message.
+
+        Raises:
+            QueryError: Names the field and the token.
+        """
+        if isinstance(text, str):
+            self.guard.check(text, field_name)
+
+    def check_cost(
+        self, prompt_text: str, limit: int | None = None, limit_name: str = "max_text_tokens"
+    ) -> int:
+        """Tokens ``prompt_text`` costs, refused above ``limit`` (default ``self.max_text_tokens``).
+
+        Returns 0 when the backend cannot count (``grpc://``, ``openai://``: their server or engine does).
+
+        Raises:
+            QueryError: Over the limit; the message names ``limit_name`` and its value.
+        """
+        limit = self.max_text_tokens if limit is None else limit
+        tokens = self.backend.count_tokens(prompt_text)
+        if tokens is not None and tokens > limit:
+            raise QueryError(
+                f"the prompt text is {tokens} tokens ({len(prompt_text)} characters); the limit "
+                f"({limit_name}) is {limit} tokens: shorten it"
+            )
+        return tokens or 0
+
+    def _check_texts(self, texts: Sequence[object], field_name: str) -> None:
+        for text in texts:
+            self.check_text(text, field_name)
+
+    def _check_history(self, history: Sequence[Action]) -> None:
+        """History never reaches the prompt today, but it is caller text all the same: refused alike."""
+        for index, action in enumerate(history):
+            for name, value in action_texts(action):
+                self.check_text(value, f"history[{index}].{name}")
 
     # -- pipeline -------------------------------------------------------------------------------------------
 
@@ -238,6 +291,8 @@ class MolmoModel:
         read: Callable[[PreparedImages, Generation], R],
     ) -> list[R]:
         """Decode every image, run the whole batch in one backend call, and read each answer."""
+        for text in prompt_texts:
+            self.check_cost(text)
         prepared = [self.prepare(item, bgr) for item in images]
         requests = [Request(p.images, text) for p, text in zip(prepared, prompt_texts, strict=True)]
         generations = self.backend.generate(requests, options)
@@ -253,6 +308,7 @@ class MolmoModel:
         flags = [bgr] * len(items) if isinstance(bgr, bool) else list(bgr)
         if len(flags) != len(items):
             raise QueryError(f"{len(flags)} bgr flags for {len(items)} images")
+        check_total_pixels(items, self.limits)
         originals = [
             load_image(one, bgr=flag, limits=self.limits) for one, flag in zip(items, flags, strict=True)
         ]
@@ -262,6 +318,13 @@ class MolmoModel:
     def _model_view(self, img: Image.Image) -> Image.Image:
         target = fit_within(img.size, self.model_input_max_pixels)
         return img if target == img.size else img.resize(target, Image.Resampling.BILINEAR)
+
+
+def action_texts(action: Action) -> list[tuple[str, str]]:
+    """The text fields an action carries, by name (``keys`` item by item)."""
+    texts = [(name, getattr(action, name)) for name in ("text", "app_name", "direction")]
+    texts += [(f"keys[{i}]", key) for i, key in enumerate(action.keys or ())]
+    return [(name, value) for name, value in texts if isinstance(value, str)]
 
 
 def act_options(max_new_tokens: int | None = None) -> GenerationOptions:

@@ -12,6 +12,9 @@ from .errors import QueryError
 
 MAX_QUERY_CHARS = 2000
 """Longer queries are almost certainly a bug on the caller's side (and cost prefill time)."""
+MAX_TEXT_TOKENS = 1024
+"""Tokens of one request's prompt text (its wording, before the images): what prefill really pays for.
+Characters alone do not bound it: 2,000 emoji pass the character limit and cost several thousand tokens."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import QueryError
+from ..text_guard import MOLMO_SPECIAL_TOKENS
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class ModelInfo:
     num_parameters: int
     source: str
     """The local folder the weights were read from."""
+
+
+MIN_TEMPERATURE = 0.01
+"""Below this, logits divided by the temperature overflow float32 and sampling fails (1e-45 did); 0 is
+greedy decoding, which is what a tiny temperature means anyway."""
+MAX_TEMPERATURE = 2.0
+"""OpenAI's upper bound; hotter sampling only garbles coordinates."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,12 @@ class GenerationOptions:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        temperature = self.temperature
+        if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+            raise ValueError(
+                f"temperature must be 0 (greedy) or within {MIN_TEMPERATURE}-{MAX_TEMPERATURE}, "
+                f"got {temperature}"
+            )
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
@@ -93,6 +105,16 @@ class Backend(ABC):
     @property
     def family(self) -> str:
         return self.info.family
+
+    @property
+    def special_tokens(self) -> frozenset[str]:
+        """Strings caller text may not contain (``text_guard``); without a local tokenizer, Molmo's list."""
+        return MOLMO_SPECIAL_TOKENS
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens ``text`` costs in a prompt, or ``None`` when only the server or engine behind this
+        backend can tell (it enforces its own limit then)."""
+        return None
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:

@@ -23,6 +23,7 @@ from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .registry import ResolvedModel, missing_weights_message
 from .stopping import AnswerCompleteCriteria
+from .token_tools import TokenizerText
 from .torch_setup import choose_dtype, choose_placement, dtype_name
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Molmo1Backend(Backend):
         if not placement:  # a device-mapped model is already on its GPUs
             self.model.to(self.device)
         self.model.eval()
+        self.text = TokenizerText(self.processor.tokenizer)
         self.info = ModelInfo(
             model_id=resolved.model_id,
             family="molmo1",
@@ -106,6 +108,13 @@ class Molmo1Backend(Backend):
         import transformers
 
         return f"{INCOMPATIBLE_HINT.format(version=transformers.__version__)} (cause: {exc})"
+
+    @property
+    def special_tokens(self) -> frozenset[str]:
+        return self.text.special_tokens
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.text.count(text)
 
     def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
         with self._lock:

@@ -24,6 +24,7 @@ from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .fast_decode import FastDecodeConfig, FastDecoder
 from .registry import ResolvedModel, missing_weights_message
 from .stopping import AnswerCompleteCriteria, MaxNewTokensCriteria
+from .token_tools import TokenizerText
 from .torch_setup import choose_dtype, choose_placement, dtype_name
 from .vision_cache import DEFAULT_ENTRIES, VisionFeatureCache
 
@@ -83,6 +84,7 @@ class Molmo2Backend(Backend):
         self.fast_decoder = FastDecoder(self.model, self.device, fast_decode) if optimize else None
         entries = (DEFAULT_ENTRIES if optimize else 0) if vision_cache_size is None else vision_cache_size
         self.vision_cache = VisionFeatureCache(self.model, entries) if entries > 0 else None
+        self.text = TokenizerText(self.tokenizer)
         self.info = ModelInfo(
             model_id=resolved.model_id,
             family="molmo2",
@@ -115,11 +117,23 @@ class Molmo2Backend(Backend):
         """Hook for subclasses that must shape the output (benchmarks and tests force a known answer)."""
         return []
 
+    @property
+    def special_tokens(self) -> frozenset[str]:
+        return self.text.special_tokens
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.text.count(text)
+
     def generate(self, requests: Sequence[Request], options: GenerationOptions) -> list[Generation]:
         if not requests:
             return []
         with self._lock:
-            return self._generate(requests, options)
+            try:
+                return self._generate(requests, options)
+            except torch.cuda.OutOfMemoryError:
+                # free the failed batch's cached blocks, so the halves a server retries can use them
+                torch.cuda.empty_cache()
+                raise
 
     def warmup(
         self,
