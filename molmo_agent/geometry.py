@@ -314,7 +314,10 @@ def undistort_pixel(u: float, v: float, intrinsics: CameraIntrinsics) -> tuple[f
 
     k = intrinsics.matrix
     pixel = np.array([[[u, v]]], dtype=np.float64)
-    ideal = cv2.undistortPoints(pixel, k, np.array(intrinsics.distortion), P=k)
+    try:
+        ideal = cv2.undistortPoints(pixel, k, np.array(intrinsics.distortion), P=k)
+    except cv2.error as error:  # OpenCV refuses some extreme coefficient sets outright
+        raise ValueError(f"cannot undistort pixel ({u}, {v}) with {intrinsics}: {error}") from None
     return float(ideal[0, 0, 0]), float(ideal[0, 0, 1])
 
 
@@ -326,6 +329,9 @@ def robust_depth(
     One depth pixel is often a hole (0 or NaN) or a flying pixel at an object edge; the median of a small
     window is robust to both. ``depth_scale`` converts stored units to metres (0.001 for uint16
     millimetres, 1.0 for float metres). ``None`` means every value in the window is a hole.
+
+    A point on the image's far edge (``u == width``: a normalised x of 1.0, or Molmo2's coordinate 1000)
+    reads the last column (row): it is on the image, and rounding alone would step past it.
 
     Raises:
         ValueError: ``depth`` is not 2-D, or ``(u, v)`` lies outside it (usually depth not aligned to, or
@@ -339,13 +345,14 @@ def robust_depth(
     if window < 1:
         raise ValueError(f"window must be at least 1 pixel, got {window!r}")
     _check_positive("depth_scale", depth_scale)
-    col, row = round(_check_finite("u", u)), round(_check_finite("v", v))
+    u, v = _check_finite("u", u), _check_finite("v", v)
     height, width = depth.shape
-    if not (0 <= col < width and 0 <= row < height):
+    if not (0 <= u <= width and 0 <= v <= height) or width == 0 or height == 0:
         raise ValueError(
             f"pixel ({u}, {v}) lies outside the {width}x{height} depth image; is depth aligned to the colour "
             "image at the same resolution?"
         )
+    col, row = min(round(u), width - 1), min(round(v), height - 1)
     half = window // 2
     patch = depth[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1].astype(np.float64)
     valid = patch[np.isfinite(patch) & (patch > 0)]
@@ -353,16 +360,23 @@ def robust_depth(
 
 
 def deproject(u: float, v: float, depth_m: float, intrinsics: CameraIntrinsics) -> np.ndarray:
-    """Pixel plus depth -> ``(X, Y, Z)`` metres in the camera's optical frame (x right, y down, z forward)."""
+    """Pixel plus depth -> ``(X, Y, Z)`` metres in the camera's optical frame (x right, y down, z forward).
+
+    Raises:
+        ValueError: The result is not finite: extreme (finite) intrinsics, distortion or depth overflow
+            float64, and a robot must never be sent to ``inf``.
+    """
     depth_m = _check_positive("depth_m", depth_m)
     x, y = undistort_pixel(u, v, intrinsics)
-    return np.array(
-        [
-            (x - intrinsics.cx) / intrinsics.fx * depth_m,
-            (y - intrinsics.cy) / intrinsics.fy * depth_m,
-            depth_m,
-        ]
-    )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xyz = np.array(
+            [
+                (x - intrinsics.cx) / intrinsics.fx * depth_m,
+                (y - intrinsics.cy) / intrinsics.fy * depth_m,
+                depth_m,
+            ]
+        )
+    return _finite_result(xyz, f"deprojecting pixel ({u}, {v}) at {depth_m} m with {intrinsics}")
 
 
 def point_to_3d(
@@ -382,6 +396,13 @@ def point_to_3d(
     u, v = (point_or_uv.x, point_or_uv.y) if isinstance(point_or_uv, Point) else point_or_uv
     z = robust_depth(depth, u, v, window=window, depth_scale=depth_scale)
     return None if z is None else deproject(u, v, z, intrinsics)
+
+
+def _finite_result(values: np.ndarray, what: str) -> np.ndarray:
+    """Finite inputs overflowing to ``inf``/``nan`` is a calibration problem to report, not a number."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what} overflows to a non-finite result; check the calibration values")
+    return values
 
 
 # --- rigid transforms (camera -> robot base) ------------------------------------------------------------
@@ -472,7 +493,11 @@ class RigidTransform:
         pts = np.asarray(points, dtype=np.float64)
         if pts.shape[-1:] != (3,) or pts.ndim not in (1, 2):
             raise ValueError(f"points must have shape (3,) or (N, 3), got {pts.shape}")
-        return pts @ self.rotation.T + self.translation
+        with np.errstate(over="ignore", invalid="ignore"):
+            moved = pts @ self.rotation.T + self.translation
+        if np.isfinite(pts).all():
+            _finite_result(moved, "applying the rigid transform")
+        return moved
 
     def inverse(self) -> RigidTransform:
         """The reverse mapping (robot base -> camera for an extrinsic), exact for a rigid transform."""
