@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -22,12 +23,13 @@ from ..model import MolmoModel, load_model
 from ..v1 import service_pb2
 from .auth import BearerTokenInterceptor
 from .batcher import Batcher
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig
 from .servicer import MolmoAgentServicer, method_handlers
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["MolmoAgent"].full_name
+DRAIN_POLL_S = 0.02
 
 
 @dataclass
@@ -41,9 +43,20 @@ class RunningServer:
     health: health.aio.HealthServicer
 
     async def stop(self, grace_s: float | None) -> None:
-        """Stop accepting, let in-flight requests finish within ``grace_s``, then stop the batcher."""
+        """Health says NOT_SERVING and new model requests get UNAVAILABLE while in-flight ones finish within
+        ``grace_s``; then the server stops accepting and the batcher stops.
+
+        Connections stay open while draining, so a health check on a new connection answers NOT_SERVING
+        (as documented) instead of failing with UNAVAILABLE, and a load balancer takes the server out.
+        """
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_s)
+        self.servicer.drain()
+        started = time.monotonic()
+        if grace_s:
+            while self.servicer.in_flight > 0 and time.monotonic() - started < grace_s:
+                await asyncio.sleep(DRAIN_POLL_S)
+        remaining = None if grace_s is None else max(grace_s - (time.monotonic() - started), 0.0)
+        await self.server.stop(remaining)
         await self.batcher.stop()
 
 
@@ -63,6 +76,29 @@ def _warm_up(model: MolmoModel) -> None:
     model.warmup()
 
 
+class BindError(ConfigError, OSError):
+    """The address cannot be bound (in use, or not an address of this machine)."""
+
+
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """Bind the port; a busy or foreign address is a :class:`BindError` whose message says what to do."""
+    credentials = _credentials(config)
+    try:
+        port = (
+            server.add_secure_port(config.address, credentials)
+            if credentials
+            else server.add_insecure_port(config.address)
+        )
+    except RuntimeError:  # grpc's aio server raises RuntimeError("Failed to bind ...")
+        port = 0
+    if port == 0:
+        raise BindError(
+            f"could not bind {config.address}: the port is in use (is another server running?) or the host "
+            "is not an address of this machine; choose another --port or --host"
+        )
+    return port
+
+
 async def start(config: ServerConfig, model: MolmoModel | None = None) -> RunningServer:
     """Load (unless given) and warm the model, then start serving; health says SERVING only after that."""
     options = [
@@ -79,14 +115,7 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
-    credentials = _credentials(config)
-    port = (
-        server.add_secure_port(config.address, credentials)
-        if credentials
-        else server.add_insecure_port(config.address)
-    )
-    if port == 0:
-        raise OSError(f"could not bind {config.address}")
+    port = _bind(server, config)
     await server.start()  # health answers NOT_SERVING while the model loads
     if model is None:
         model = await asyncio.to_thread(
@@ -102,6 +131,8 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
     batcher = Batcher(model.backend, config.max_batch_size, config.max_batch_wait_ms / 1000, config.max_queue)
     batcher.start()
     servicer.attach(model, batcher)
+    if config.warmup:
+        await servicer.warm_up()  # the server's own decode, batching and answer path, once
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("serving %s on %s (port %d)", model.info.model_id, config.host, port)
@@ -109,8 +140,14 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
 
 
 async def serve(config: ServerConfig, model: MolmoModel | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
-    running = await start(config, model)
+    """Run until SIGINT/SIGTERM, then shut down gracefully.
+
+    A port that cannot be bound ends the program with the reason (``SystemExit``), not a traceback.
+    """
+    try:
+        running = await start(config, model)
+    except BindError as error:
+        raise SystemExit(f"error: {error}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

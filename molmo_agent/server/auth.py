@@ -7,18 +7,21 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-"""Health checks stay open so load balancers and orchestrators can probe without the secret."""
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+"""Health checks stay open so load balancers and orchestrators can probe without the secret. Reflection is
+behind the token: it describes the whole API surface, which a server that wants a token keeps private
+(``grpcurl -H 'authorization: Bearer ...'`` passes the token)."""
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls whose ``authorization`` metadata is not ``Bearer <token>`` with UNAUTHENTICATED.
 
-    The comparison is constant-time. Reject handlers are built once per RPC shape.
+    The scheme is case-insensitive (RFC 7235: ``bearer x`` is ``Bearer x``); the token comparison is
+    constant-time. Reject handlers are built once per RPC shape.
     """
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
         async def reject(request, context: grpc.aio.ServicerContext):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
@@ -47,6 +50,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     def _authorized(self, metadata) -> bool:
         for key, value in metadata or ():
             if key == "authorization":
-                presented = value.encode() if isinstance(value, str) else value
-                return hmac.compare_digest(presented, self._expected)
+                return hmac.compare_digest(presented_token(value), self._expected)
         return False
+
+
+def presented_token(value: str | bytes) -> bytes:
+    """The token of an ``authorization`` value: after a case-insensitive ``Bearer`` and spaces; else b""."""
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    scheme, _, token = raw.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""

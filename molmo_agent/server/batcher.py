@@ -6,7 +6,10 @@ handlers announce each request with :meth:`Batcher.arrival` as soon as it arrive
 a lone request pays no batching delay. The worker drops every request whose caller has gone (cancelled, or
 its deadline passed) so the model never spends time on them, and runs the rest as one batch per distinct
 generation setting in a worker thread, keeping the event loop free for decoding and I/O.
-A failing batch fails only its own requests.
+
+A failing model call is split in halves and each half retried, down to single requests, so only the request
+that causes a failure (or the one that alone does not fit in memory) gets the error; its batch-mates are
+answered. The error reaches the request as :class:`ModelCallError`, which says whether it failed alone.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ class QueueFullError(RuntimeError):
 
 class DeadlinePassedError(RuntimeError):
     """The request's deadline passed while it waited: it was never sent to the model."""
+
+
+class ModelCallError(RuntimeError):
+    """The model call failed for this request when it ran alone (after any split): ``cause`` is why."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
 
 
 @dataclass
@@ -65,7 +76,12 @@ class BatchStats:
     """Counters exposed through GetModelInfo."""
 
     batch_sizes: Counter = field(default_factory=Counter)
+    """Every model call by its size, failed ones included."""
     skipped_gone: int = 0
+    failed_calls: int = 0
+    """Model calls that raised (a split batch's failing halves count too)."""
+    split_batches: int = 0
+    """Failed calls of more than one request that were split and retried."""
 
 
 class Arrival:
@@ -138,10 +154,7 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             batch = await self._gather()
-            now = time.monotonic()
-            live = [job for job in batch if job.wanted(now)]
-            self.stats.skipped_gone += len(batch) - len(live)
-            for group in _group_by_options(live):
+            for group in _group_by_options(batch):
                 await self._execute(group)
 
     async def _gather(self) -> list[_Job]:
@@ -162,24 +175,44 @@ class Batcher:
         return batch
 
     async def _execute(self, jobs: Sequence[_Job]) -> None:
+        """Run one model call; on failure split it in halves and retry each (see the module's docstring)."""
+        now = time.monotonic()
+        live = [job for job in jobs if job.wanted(now)]
+        self.stats.skipped_gone += len(jobs) - len(live)
+        if not live:
+            return
         started = time.monotonic()
-        requests = [job.request for job in jobs]
+        self.stats.batch_sizes[len(live)] += 1
         loop = asyncio.get_running_loop()
         try:
             generations = await loop.run_in_executor(
-                self._executor, self.backend.generate, requests, jobs[0].options
+                self._executor, self.backend.generate, [job.request for job in live], live[0].options
             )
-        except Exception as exc:  # a model failure fails this batch only
-            logger.exception("model call failed for a batch of %d", len(jobs))
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+        except Exception as exc:
+            self.stats.failed_calls += 1
+            await self._after_failure(live, exc)
             return
-        self.stats.batch_sizes[len(jobs)] += 1
-        for job, generation in zip(jobs, generations, strict=True):
+        for job, generation in zip(live, generations, strict=True):
             if not job.future.done():
                 queued_ms = (started - job.enqueued) * 1000
-                job.future.set_result(BatchResult(generation, queued_ms, len(jobs)))
+                job.future.set_result(BatchResult(generation, queued_ms, len(live)))
+
+    async def _after_failure(self, jobs: Sequence[_Job], exc: Exception) -> None:
+        """A lone request gets the error; a batch is halved and each half tried again."""
+        if len(jobs) == 1:
+            if not jobs[0].future.done():
+                jobs[0].future.set_exception(ModelCallError(exc))
+            return
+        self.stats.split_batches += 1
+        logger.warning(
+            "model call failed for a batch of %d (%s: %s); retrying it in halves",
+            len(jobs),
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        half = len(jobs) // 2
+        await self._execute(jobs[:half])
+        await self._execute(jobs[half:])
 
 
 def _group_by_options(jobs: Sequence[_Job]) -> list[list[_Job]]:

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..images import DEFAULT_MAX_PIXELS
-from ..prompts import MAX_QUERY_CHARS
+from ..images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_TOTAL_PIXELS
+from ..prompts import MAX_QUERY_CHARS, MAX_TEXT_TOKENS
 
 DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -34,8 +34,10 @@ class ServerConfig:
     max_queue: int = 64
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_request_pixels: int = DEFAULT_MAX_TOTAL_PIXELS
     max_images_per_request: int = 8
     max_query_chars: int = MAX_QUERY_CHARS
+    max_text_tokens: int = MAX_TEXT_TOKENS
     max_new_tokens: int = 512
     token: str | None = None
     tls_cert: Path | None = None
@@ -55,8 +57,10 @@ class ServerConfig:
             "max_queue",
             "max_message_bytes",
             "max_image_pixels",
+            "max_request_pixels",
             "max_images_per_request",
             "max_query_chars",
+            "max_text_tokens",
             "max_new_tokens",
         )
         for name in positive:

@@ -3,7 +3,8 @@
 Each request is validated against the server's limits first (cheap checks before any decoding), its
 images are decoded in a worker thread (so decoding runs in parallel with the model, never behind it), the
 model call goes through the batcher, and the answer is read by the same functions the library uses.
-Errors the caller can fix are INVALID_ARGUMENT with a message saying what was wrong.
+Errors the caller can fix are INVALID_ARGUMENT with a message saying what was wrong; INTERNAL is kept for bugs
+in the server, never for something a client sent (see :func:`status_for`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ from .. import prompts, wire
 from ..backends.base import GenerationOptions, Request
 from ..errors import MolmoAgentError
 from ..geometry import point_to_3d
-from ..model import GENERATE_OPTIONS, POINT_OPTIONS, MolmoModel, act_options, read_action, read_points
+from ..images import ImageLimits, check_total_pixels
+from ..model import (
+    GENERATE_OPTIONS,
+    POINT_OPTIONS,
+    MolmoModel,
+    act_options,
+    action_texts,
+    read_action,
+    read_points,
+)
 from ..v1 import service_pb2, service_pb2_grpc, types_pb2
-from .batcher import Batcher, DeadlinePassedError, QueueFullError
+from .batcher import Batcher, DeadlinePassedError, ModelCallError, QueueFullError
 from .config import ServerConfig
+from .memory import after_decoding
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +82,9 @@ class RequestFailed(Exception):
         self.message = message
 
 
+_POINT_MODES = {number: name for name, number in service_pb2.PointMode.items()}
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Map an exception to a gRPC status; unknown exceptions are bugs and say INTERNAL."""
     if isinstance(exc, RequestFailed):
@@ -81,9 +95,29 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, DeadlinePassedError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the model could start"
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"the model ran out of memory on this batch: {exc}"
+    if isinstance(exc, ModelCallError):
+        return _model_failure_status(exc.cause)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _model_failure_status(cause: BaseException) -> tuple[grpc.StatusCode, str]:
+    """A model call that failed for this request alone (its batch-mates were answered): the request is why.
+
+    Out of memory is RESOURCE_EXHAUSTED; a ``ValueError`` is how processors and ``generate`` refuse inputs
+    (token and feature counts, lengths), so it is INVALID_ARGUMENT; anything else is a bug: INTERNAL.
+    """
+    detail = f"{type(cause).__name__}: {cause}"
+    if type(cause).__name__ == "OutOfMemoryError" or "out of memory" in str(cause).lower():
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"the model ran out of memory on this request: {detail}"
+    if isinstance(cause, MolmoAgentError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(cause)
+    if isinstance(cause, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"the model refused this request: {detail}"
+    return grpc.StatusCode.INTERNAL, f"internal error in the model call: {detail}"
+
+
+def _traceback_of(exc: BaseException) -> BaseException:
+    return exc.cause if isinstance(exc, ModelCallError) else exc
 
 
 class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
@@ -93,10 +127,29 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         self.batcher: Batcher | None = None
         self.counters = Counters()
         self._ids = itertools.count(1)
+        self.in_flight = 0
+        self.draining = False
 
     def attach(self, model: MolmoModel, batcher: Batcher) -> None:
         """Start answering: the server accepts connections (and health checks) before the model is ready."""
         self.model, self.batcher = model, batcher
+
+    def drain(self) -> None:
+        """Shutting down: new model requests get UNAVAILABLE (a balanced client retries elsewhere) while the
+        server still accepts connections, so health checks answer NOT_SERVING rather than failing."""
+        self.draining = True
+
+    async def warm_up(self) -> None:
+        """One request through the server's own path (proto decode of JPEG, PNG and raw images in the worker
+        threads, the batcher, a 640x480 point query), so the first client does not pay for it."""
+        frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        images = [
+            wire.image_to_proto(frame, encoding="jpeg"),
+            wire.image_to_proto(frame[:48, :64], encoding="png"),
+            wire.image_to_proto(frame, bgr=True),
+        ]
+        request = service_pb2.PointRequest(images=images, query="the centre")
+        await self._point(request, _NoDeadline(), time.monotonic(), None)
 
     # -- RPCs --
 
@@ -156,11 +209,17 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         request_id = next(self._ids)
         started = time.monotonic()
         self.counters.requests += 1
+        self.in_flight += 1
         try:
             if self.model is None:
                 raise RequestFailed(
                     grpc.StatusCode.UNAVAILABLE,
                     "the model is still loading; wait for grpc.health.v1 to report SERVING",
+                )
+            if self.draining and uses_model:
+                raise RequestFailed(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the server is shutting down; send the request to another one",
                 )
             if isinstance(request, MalformedRequest):
                 raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
@@ -176,11 +235,13 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             raise
         except Exception as exc:
             code, message = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                logger.exception("request %d (%s) failed", request_id, method)
+            if code == grpc.StatusCode.INTERNAL:  # the one traceback of a failure
+                logger.error("request %d (%s) failed", request_id, method, exc_info=_traceback_of(exc))
             self.counters.errors_by_code[code.name] += 1
             self._log(request_id, method, started, code.name, message)
             await context.abort(code, message)
+        finally:
+            self.in_flight -= 1
         self._log(request_id, method, started, "OK")
         return response
 
@@ -201,12 +262,18 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         return None if remaining is None else time.monotonic() + remaining
 
     def _check_text(self, text: str, what: str) -> None:
+        """Characters first (cheap, bounds the rest), then the model's special tokens."""
         if len(text) > self.config.max_query_chars:
             raise RequestFailed(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"{what} has {len(text)} characters; the server's limit (max_query_chars) is "
+                f"the {what} has {len(text)} characters; the server's limit (max_query_chars) is "
                 f"{self.config.max_query_chars}",
             )
+        self.model.check_text(text, what)
+
+    def _check_cost(self, prompt: str) -> None:
+        """Tokens are what prefill pays for: 2,000 emoji pass the character limit as 8,000 tokens."""
+        self.model.check_cost(prompt, self.config.max_text_tokens, "max_text_tokens")
 
     def _check_image_count(self, count: int) -> None:
         if count == 0:
@@ -223,10 +290,16 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
     async def _prepare(self, images):
         """Decode in a worker thread: many requests decode in parallel while the model runs."""
         limits = self.model.limits
+        budget = ImageLimits(max_total_pixels=self.config.max_request_pixels)
 
         def decode():
             inputs = [wire.image_input_from_proto(image, limits) for image in images]
-            return self.model.prepare([value for value, _ in inputs], bgr=[bgr for _, bgr in inputs])
+            values = [value for value, _ in inputs]
+            pixels = check_total_pixels(values, budget, "max_request_pixels")
+            prepared = self.model.prepare(values, bgr=[bgr for _, bgr in inputs])
+            del inputs, values
+            after_decoding(pixels)
+            return prepared
 
         return await asyncio.to_thread(decode)
 
@@ -237,14 +310,21 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
     # -- Point --
 
     async def _point(self, request, context, started: float, arrival) -> service_pb2.PointResponse:
-        self._check_text(request.query, "the query")
+        self._check_text(request.query, "query")
+        self._check_text(request.frame_id, "frame_id")
         self._check_image_count(len(request.images))
+        if request.mode not in _POINT_MODES:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"mode {request.mode} is not a PointMode; use one of {', '.join(_POINT_MODES.values())}",
+            )
         if request.mode == service_pb2.POINT_MODE_COUNT:
             prompt = prompts.count_prompt(request.query, self.model.family)
         else:
             prompt = prompts.point_prompt(
                 request.query, self.model.family, all_occurrences=request.mode == service_pb2.POINT_MODE_ALL
             )
+        self._check_cost(prompt)
         prepared = await self._prepare(request.images)
         camera = await asyncio.to_thread(self._camera, request, prepared.sizes[0])
         served = await self._run(prepared, prompt, POINT_OPTIONS, context, arrival)
@@ -285,23 +365,29 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
 
     @staticmethod
     def _point_proto(point, camera) -> types_pb2.Point:
+        """The point with its 3-D positions; a 3-D step that cannot give finite metres leaves a note."""
         if camera is None or point.image_index != 0:
             return wire.point_to_proto(point)
         depth, scale, intrinsics, transform, window = camera
-        xyz = point_to_3d(point, depth, intrinsics, depth_scale=scale, window=window)
-        if xyz is None:
-            return wire.point_to_proto(point, depth_note="no valid depth reading around this point")
-        base = transform.apply(np.asarray(xyz)) if transform is not None else None
-        return wire.point_to_proto(point, camera_xyz=xyz, base_xyz=base)
+        try:
+            xyz = point_to_3d(point, depth, intrinsics, depth_scale=scale, window=window)
+            if xyz is None:
+                return wire.point_to_proto(point, depth_note="no valid depth reading around this point")
+            base = transform.apply(np.asarray(xyz)) if transform is not None else None
+            return wire.point_to_proto(point, camera_xyz=xyz, base_xyz=base)
+        except ValueError as error:  # e.g. extreme intrinsics overflow to inf: no 3-D point, say why
+            return wire.point_to_proto(point, depth_note=f"no 3-D point: {error}")
 
     # -- Act, Generate --
 
     async def _act(self, request, context, started: float, arrival) -> service_pb2.ActResponse:
-        self._check_text(request.goal, "the goal")
-        self._check_text(request.step, "the step instruction")
+        self._check_text(request.goal, "goal")
+        self._check_text(request.step, "step instruction")
+        self._check_history(request.history)
         if not request.HasField("screenshot"):
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "no screenshot in the request")
         prompt = prompts.act_prompt(request.goal, request.step or None)
+        self._check_cost(prompt)
         prepared = await self._prepare([request.screenshot])
         options = act_options(self._bounded_tokens(request.max_new_tokens or None))
         served = await self._run(prepared, prompt, options, context, arrival)
@@ -316,11 +402,22 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             response.action.CopyFrom(wire.action_to_proto(result.action))
         return response
 
+    def _check_history(self, history) -> None:
+        """History is not in Molmo's prompt, but it is client text: valid actions without special tokens."""
+        for index, message in enumerate(history):
+            try:
+                action = wire.action_from_proto(message)
+            except MolmoAgentError as error:
+                raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"history[{index}]: {error}") from None
+            for name, text in action_texts(action):
+                self._check_text(text, f"history[{index}].{name}")
+
     async def _generate(self, request, context, started: float, arrival) -> service_pb2.GenerateResponse:
-        self._check_text(request.prompt, "the prompt")
+        self._check_text(request.prompt, "prompt")
         self._check_image_count(len(request.images))
         options = self._options(request.options)
         prompt = prompts.free_prompt(request.prompt)
+        self._check_cost(prompt)
         prepared = await self._prepare(request.images)
         served = await self._run(prepared, prompt, options, context, arrival)
         result = read_points(prepared, served.generation)
@@ -374,6 +471,8 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             max_batch_wait_ms=config.max_batch_wait_ms,
             max_queue=config.max_queue,
             max_message_bytes=config.max_message_bytes,
+            max_text_tokens=config.max_text_tokens,
+            max_request_pixels=config.max_request_pixels,
         )
         counters = service_pb2.Counters(
             requests=self.counters.requests,
@@ -381,6 +480,8 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             batch_sizes=dict(self.batcher.stats.batch_sizes),
             queue_depth=self.batcher.queue_depth,
             frames_dropped=self.counters.frames_dropped,
+            failed_model_calls=self.batcher.stats.failed_calls,
+            split_batches=self.batcher.stats.split_batches,
         )
         return service_pb2.ModelInfo(
             model_id=info.model_id,
@@ -392,6 +493,14 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             counters=counters,
             server_version=SERVER_VERSION,
         )
+
+
+class _NoDeadline:
+    """The context of the warm-up request: no deadline."""
+
+    @staticmethod
+    def time_remaining() -> None:
+        return None
 
 
 def method_handlers(servicer: MolmoAgentServicer) -> grpc.GenericRpcHandler:

@@ -132,7 +132,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_image_pixels", "max_images_per_request", "max_query_chars", "max_new_tokens", "max_batch_size", "max_batch_wait_ms", "max_queue", "max_message_bytes")
+    __slots__ = ("max_image_pixels", "max_images_per_request", "max_query_chars", "max_new_tokens", "max_batch_size", "max_batch_wait_ms", "max_queue", "max_message_bytes", "max_text_tokens", "max_request_pixels")
     MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_QUERY_CHARS_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,8 @@ class Limits(_message.Message):
     MAX_BATCH_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_PIXELS_FIELD_NUMBER: _ClassVar[int]
     max_image_pixels: int
     max_images_per_request: int
     max_query_chars: int
@@ -149,10 +151,12 @@ class Limits(_message.Message):
     max_batch_wait_ms: float
     max_queue: int
     max_message_bytes: int
-    def __init__(self, max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_query_chars: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_batch_wait_ms: _Optional[float] = ..., max_queue: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    max_text_tokens: int
+    max_request_pixels: int
+    def __init__(self, max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_query_chars: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_batch_wait_ms: _Optional[float] = ..., max_queue: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_text_tokens: _Optional[int] = ..., max_request_pixels: _Optional[int] = ...) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ("requests", "errors_by_code", "batch_sizes", "queue_depth", "frames_dropped")
+    __slots__ = ("requests", "errors_by_code", "batch_sizes", "queue_depth", "frames_dropped", "failed_model_calls", "split_batches")
     class ErrorsByCodeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,12 +176,16 @@ class Counters(_message.Message):
     BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     FRAMES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_MODEL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_BATCHES_FIELD_NUMBER: _ClassVar[int]
     requests: int
     errors_by_code: _containers.ScalarMap[str, int]
     batch_sizes: _containers.ScalarMap[int, int]
     queue_depth: int
     frames_dropped: int
-    def __init__(self, requests: _Optional[int] = ..., errors_by_code: _Optional[_Mapping[str, int]] = ..., batch_sizes: _Optional[_Mapping[int, int]] = ..., queue_depth: _Optional[int] = ..., frames_dropped: _Optional[int] = ...) -> None: ...
+    failed_model_calls: int
+    split_batches: int
+    def __init__(self, requests: _Optional[int] = ..., errors_by_code: _Optional[_Mapping[str, int]] = ..., batch_sizes: _Optional[_Mapping[int, int]] = ..., queue_depth: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., failed_model_calls: _Optional[int] = ..., split_batches: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("model_id", "family", "device", "dtype", "num_parameters", "limits", "counters", "server_version")
