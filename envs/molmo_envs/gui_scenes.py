@@ -14,23 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gui_render import font_scale, text_width
+from .palette import COLORS as PALETTE
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)`` in screenshot pixels, edges included."""
 
 COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 50, 47),
-    "orange": (240, 140, 20),
-    "yellow": (235, 200, 30),
-    "green": (60, 170, 70),
-    "teal": (20, 150, 150),
-    "blue": (40, 100, 220),
-    "purple": (130, 70, 190),
-    "pink": (230, 100, 170),
-    "gray": (120, 120, 120),
-    "black": (30, 30, 30),
+    name: PALETTE[name]
+    for name in ("red", "orange", "yellow", "green", "teal", "blue", "purple", "pink", "gray", "black")
 }
-"""Element colours (RGB) by the name instructions use."""
+"""Element colours (RGB) by the name instructions use, in the order seeds draw them."""
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon", "cross")
 BUTTON_WORDS = (
     "Settings", "Profile", "Search", "Share", "Save", "Cancel", "Login", "Submit", "Upload", "Download",

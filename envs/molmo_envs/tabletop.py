@@ -16,19 +16,14 @@ from molmo_agent.geometry import CameraIntrinsics, RigidTransform, point_to_3d
 from molmo_agent.points import Point
 
 from . import spaces as molmo_spaces
+from .palette import COLORS as PALETTE
 from .tabletop_render import SHAPES, Rendering, Scene, SceneObject, distance_to_object, render
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 170, 60),
-    "blue": (40, 80, 220),
-    "yellow": (235, 210, 40),
-    "purple": (140, 60, 180),
-    "orange": (245, 130, 30),
-    "white": (240, 240, 240),
-    "black": (30, 30, 34),
+    name: PALETTE[name] for name in ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 }
-"""Colour names the instruction uses and their RGB (none of them close to the wooden table)."""
+"""Colour names the instruction uses and their RGB, in the order seeds draw them (none close to the
+wooden table)."""
 MAX_DEPTH_M = 50.0
 """Upper bound of the depth space (far floor pixels at grazing angles stay well below it)."""
 DEPTH_WINDOW = 5
