@@ -1,8 +1,13 @@
 """``molmo-agent`` command line. The only module that prints to the user.
 
-Sub-commands are registered in one table (:data:`COMMANDS`); each handler takes the parsed arguments and
-returns an exit code. Errors the user can fix (bad image, missing weights, empty query) are printed as one
-line starting with ``error:`` and exit with status 2; anything else is a bug and keeps its traceback.
+Sub-commands are registered in one table (:data:`COMMANDS`); the argument table is
+:mod:`molmo_agent.cli_parser`. Before a verb runs, its check (:data:`CHECKS`) validates what the arguments
+name on this machine (files, folders, devices, env ids, models), so a mistake is found before a model loads.
+
+Exit status: 0 ok; 1 the command failed while running; 2 a usage error, which the user fixes by changing
+the command line (bad value, missing file, unknown model or env, unwritable output); 130 interrupted
+(Ctrl-C). Every error is one line, ``molmo-agent: error: ...``; ``-v`` (anywhere on the line) adds the
+traceback.
 """
 
 from __future__ import annotations
@@ -11,24 +16,36 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends.tiny_molmo2 import PRESETS
-from .errors import MolmoAgentError
+from . import cli_checks as checks
+from .cli_checks import UsageError
+from .cli_parser import build_parser
+from .errors import ActionValidationError, ImageInputError, ModelNotFoundError, MolmoAgentError, QueryError
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "sample.png"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_build_parser = build_parser  # the name tests and older scripts import
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="Hub id, local folder, grpc:// or openai:// URL (default: the embedded model)",
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda)")
-    parser.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+def _check_model_args(args: argparse.Namespace) -> None:
+    """Device and dtype against this machine, then the model (fast failure offline); remote models skip
+    the device check, their server picks its own."""
+    remote = str(args.model or "").startswith(("grpc", "openai"))
+    if not remote:
+        checks.check_device(args.device, getattr(args, "dtype", None))
+    checks.check_model(args.model)
+
+
+def check_point(args: argparse.Namespace) -> None:
+    if not (args.image == "sample" and not Path(args.image).exists()):
+        checks.check_existing(args.image, "image")
+    if args.out:
+        checks.check_writable_file(args.out, "--out", IMAGE_SUFFIXES)
+    _check_model_args(args)
 
 
 def cmd_point(args: argparse.Namespace) -> int:
@@ -107,6 +124,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_bench(args: argparse.Namespace) -> None:
+    if args.out:
+        checks.check_writable_file(args.out, "--out")
+    _check_model_args(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "agent":
         from .bench_agent import run_agent_bench
@@ -144,6 +167,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_serve(args: argparse.Namespace) -> None:
+    for flag in ("tls_cert", "tls_key", "tls_client_ca", "token_file"):
+        if getattr(args, flag):
+            checks.check_existing(getattr(args, flag), "--" + flag.replace("_", "-"))
+    _check_model_args(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -172,42 +202,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
             grace_s=args.grace,
         )
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     logging.getLogger("molmo_agent").setLevel(logging.INFO)
     print(f"molmo-agent serving on {config.address} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     asyncio.run(serve(config))
     return 0
 
 
+def check_gui(args: argparse.Namespace) -> None:
+    if args.screenshot:
+        if args.region or args.window:
+            raise UsageError(
+                "--region and --window choose part of the screen; with --screenshot crop the image"
+            )
+        if not (args.screenshot == "sample" and not Path(args.screenshot).exists()):
+            checks.check_existing(args.screenshot, "--screenshot")
+    if args.confirm and not sys.stdin.isatty():
+        raise UsageError("--confirm asks before each action on a terminal, and standard input is not one")
+    if args.record:
+        checks.check_writable_dir(args.record, "--record")
+    else:
+        checks.check_writable_dir("molmo-agent-runs", "the trajectory folder (set one with --record)")
+    _check_model_args(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    """The screen is opened before the model loads, so a missing display or window fails at once."""
     import time as _time
 
-    from .actions import ActionType
-    from .agent import ActionPolicy, AgentConfig, ConfirmingExecutor, DryRunExecutor, PointPolicy, run_agent
+    from .agent import ActionPolicy, AgentConfig, ConfirmingExecutor, PointPolicy, run_agent
     from .agent.record import TrajectoryRecorder
-    from .images import load_image
     from .model import load_model
 
-    allowed = frozenset(ActionType(name.strip()) for name in args.allow.split(",")) if args.allow else None
-    config = AgentConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, allowed_actions=allowed)
-    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
-    policy = (ActionPolicy if args.policy == "action" else PointPolicy)(model, steps=args.step or None)
-    if args.screenshot:
-        executor = DryRunExecutor(load_image(_image_argument(args.screenshot)))
-    else:
-        from .agent.executors.desktop import DesktopConfig, DesktopExecutor
-
-        desktop = DesktopExecutor(DesktopConfig(settle_s=args.settle))
-        executor = DryRunExecutor(desktop) if args.dry_run else desktop
+    config = AgentConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, allowed_actions=args.allow)
+    executor = _gui_executor(args)
     if args.confirm:
         executor = ConfirmingExecutor(executor)
     folder = Path(args.record or Path("molmo-agent-runs") / _time.strftime("%Y%m%d-%H%M%S"))
-    with executor, TrajectoryRecorder(folder, goal=args.goal) as recorder:
-        result = run_agent(args.goal, policy, executor, config, callbacks=[recorder, _print_step])
-        recorder.close(result)
+    with executor:
+        model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+        policy = (ActionPolicy if args.policy == "action" else PointPolicy)(model, steps=args.step or None)
+        with TrajectoryRecorder(folder, goal=args.goal) as recorder:
+            result = run_agent(args.goal, policy, executor, config, callbacks=[recorder, _print_step])
+            recorder.close(result)
     print(f"stopped: {result.stop_reason} after {len(result.steps)} step(s); record: {folder / 'index.html'}")
     return 0
+
+
+def _gui_executor(args: argparse.Namespace):
+    """A dry run on a given image, or the desktop (the whole monitor, a region or a window)."""
+    from .agent import DryRunExecutor
+    from .images import load_image
+
+    if args.screenshot:
+        return DryRunExecutor(load_image(_image_argument(args.screenshot)))
+    from .agent.executors.desktop import DesktopConfig, DesktopExecutor
+
+    desktop = DesktopExecutor(DesktopConfig(settle_s=args.settle, region=args.region, window=args.window))
+    return DryRunExecutor(desktop) if args.dry_run else desktop
 
 
 def _print_step(step) -> None:
@@ -222,51 +274,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval(args)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def check_eval(args: argparse.Namespace) -> None:
+    """The env id, its arguments and the folders, then a config; the env is built once to test its
+    arguments unless it replays a dataset (indexing one can take minutes: the run does it)."""
+    from .evaluation import EvalConfig
+    from .evaluation.harness import make_env
+
+    env_id = checks.check_env_id(args.env_id)
+    env_kwargs = {key: _literal(value) for key, value in args.env_arg or []}
+    flags = {}
+    for flag, key in (("--data-dir", "data_dir"), ("--task-level", "task_level"), ("--protocol", "protocol")):
+        value = getattr(args, key)
+        if value:
+            env_kwargs[key], flags[key] = value, f"{flag} {value}"
+    checks.check_env_kwargs(env_id, env_kwargs, flags)
+    env_kwargs.pop("protocol", None)  # the config carries it
+    if args.data_dir:
+        checks.check_existing(args.data_dir, "--data-dir", folder=True)
+    out = Path(args.out or Path("molmo-agent-evals") / env_id.replace("/", "_"))
+    checks.check_writable_dir(out, "--out")
+    try:
+        config = EvalConfig(
+            env_id=env_id,
+            out_dir=out,
+            episodes=args.episodes,
+            protocol=args.protocol,
+            policy=args.policy,
+            seed=args.seed,
+            env_kwargs=env_kwargs,
+            concurrency=args.concurrency,
+            max_new_tokens=args.max_new_tokens,
+            max_episode_steps=args.max_episode_steps,
+            screens=args.screens,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if "data_dir" not in checks.env_parameters(env_id):
+        try:
+            make_env(config).close()
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{env_id} does not accept these arguments: {exc}") from exc
+    args.eval_config = config
+    _check_model_args(args)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import EvalConfig, run_eval
+    from .evaluation import run_eval
     from .model import load_model
 
-    env_kwargs = {}
-    for item in args.env_arg or []:
-        key, _, value = item.partition("=")
-        env_kwargs[key] = _literal(value)
-    if args.data_dir:
-        env_kwargs["data_dir"] = args.data_dir
-    if args.task_level:
-        env_kwargs["task_level"] = args.task_level
-    config = EvalConfig(
-        env_id=args.env_id,
-        out_dir=Path(args.out or Path("molmo-agent-evals") / args.env_id.replace("/", "_")),
-        episodes=args.episodes,
-        protocol=args.protocol,
-        policy=args.policy,
-        seed=args.seed,
-        env_kwargs=env_kwargs,
-        concurrency=args.concurrency,
-        max_new_tokens=args.max_new_tokens,
-        max_episode_steps=args.max_episode_steps,
-        screens=args.screens,
-    )
+    config = args.eval_config
     model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
     summary = run_eval(config, model, progress=not args.no_progress, force=args.force)
     print(f"{summary['headline']}; settings: {summary['settings']}; report: {config.out_dir / 'report.html'}")
     return 0
-
-
-def _episodes(value: str) -> int | str:
-    """``--episodes``: a positive number, or ``all`` (every episode of a dataset-replaying env)."""
-    if value == "all":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 episode, got {number}")
-    return number
 
 
 def _literal(value: str):
@@ -275,6 +338,10 @@ def _literal(value: str):
         return json.loads(value)
     except ValueError:
         return value
+
+
+def check_build_tiny(args: argparse.Namespace) -> None:
+    checks.check_writable_dir(args.out, "the output folder")
 
 
 def cmd_build_tiny(args: argparse.Namespace) -> int:
@@ -289,20 +356,47 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from .training import FinetuneConfig, finetune
+def check_finetune(args: argparse.Namespace) -> None:
+    """Settings, data sources and their files, the device and the starting model, before any training."""
+    from .training import FinetuneConfig
+    from .training.trainer import FinetuneError, latest_checkpoint
 
     if not args.model and not args.init_preset:
-        print(
-            "error: give --model (a Molmo2 Hub id or folder) or --init-preset (train from scratch)",
-            file=sys.stderr,
-        )
-        return 2
-    config = FinetuneConfig(
+        raise UsageError("give --model (a Molmo2 Hub id or folder) or --init-preset (train from scratch)")
+    out = checks.check_writable_dir(args.out, "--out")
+    data = tuple(args.data or ["synthetic_gui:icon"])
+    for spec in data:
+        _check_data_source(spec)
+    try:
+        args.finetune_config = FinetuneConfig(**_finetune_settings(args, out, data))
+    except FinetuneError as exc:
+        raise UsageError(str(exc)) from exc
+    checks.check_device(args.device, None)
+    resuming = out.is_dir() and latest_checkpoint(out) is not None and args.lora_rank == 0
+    if args.model and not args.init_preset and not resuming:
+        checks.check_model(args.model)
+
+
+def _check_data_source(spec: str) -> None:
+    from .training.batches import SourceSpec
+    from .training.examples import DataError
+
+    try:
+        source = SourceSpec.parse(spec)
+    except DataError as exc:
+        raise UsageError(f"--data {spec}: {exc}") from exc
+    if source.name == "pixmo":
+        checks.check_existing(source.argument or "", f"--data {spec}: the JSONL file")
+    elif source.name == "android_control":
+        checks.check_existing(source.argument or "", f"--data {spec}: the AndroidControl folder", folder=True)
+
+
+def _finetune_settings(args: argparse.Namespace, out: Path, data: tuple[str, ...]) -> dict:
+    return dict(
         model=args.model or "",
         init_preset=args.init_preset,
-        out_dir=Path(args.out),
-        data=tuple(args.data or ["synthetic_gui:icon"]),
+        out_dir=out,
+        data=data,
         steps=args.steps,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
@@ -328,14 +422,38 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget_min * 60 if args.time_budget_min else None,
         progress=not args.no_progress,
     )
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Ctrl-C keeps the checkpoints written so far; the same command resumes from the latest."""
+    from .training import finetune
+    from .training.trainer import latest_checkpoint
+
+    config = args.finetune_config
     if args.cpu_threads:
         from .backends.torch_setup import set_cpu_threads
 
         set_cpu_threads(args.cpu_threads)
-    final = finetune(config)
+    try:
+        final = finetune(config)
+    except KeyboardInterrupt:
+        last = latest_checkpoint(config.out_dir) if config.out_dir.is_dir() else None
+        where = (
+            f"from {last}" if last else f"(no checkpoint yet: one is saved every {config.save_every} steps)"
+        )
+        print(f"interrupted; rerun the same command to resume {where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     curve = config.out_dir / "learning_curve.png"
     print(f"trained checkpoint: {final} (load it with --model {final}); learning curve: {curve}")
     return 0
+
+
+def check_demo(args: argparse.Namespace) -> None:
+    if args.gui_episodes == 0 and args.tabletop_scenes == 0:
+        raise UsageError("nothing to run: --gui-episodes and --tabletop-scenes are both 0")
+    checks.check_writable_dir(args.out, "--out")
+    checks.check_device(args.device, None)
+    checks.check_model(args.model)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -354,219 +472,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="molmo-agent", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    point = sub.add_parser("point", help="point to an object in an image")
-    point.add_argument("image", help="image file, or 'sample' for the bundled sample image")
-    point.add_argument("query", help="what to point at, e.g. 'the red mug'")
-    point.add_argument("--all", action="store_true", help="ask for every occurrence")
-    point.add_argument("--json", action="store_true", help="print the result as JSON")
-    point.add_argument("--out", help="write the image with the points drawn to this PNG")
-    _add_model_args(point)
-
-    models = sub.add_parser("models", help="list known models and whether they are on this machine")
-    models.add_argument("--json", action="store_true")
-
-    bench = sub.add_parser("bench", help="latency breakdown of model.point (or, with 'serve', of the server)")
-    bench.add_argument("what", nargs="?", default="point", choices=["point", "serve", "agent", "gpu"])
-    bench.add_argument("--size", default=None, help="gpu: 8b, medium or tiny (default 8b on cuda, else tiny)")
-    bench.add_argument("--budget-s", type=float, default=420.0, help="gpu: skip phases past this many s")
-    bench.add_argument("--seconds", type=float, default=6.0, help="serve: seconds per throughput point")
-    bench.add_argument(
-        "--preset", default="tiny", help="tiny checkpoint size to build when --model is absent"
-    )
-    bench.add_argument(
-        "--runs", type=int, default=None, help="timed runs (default 7; serve: 30; agent: 20 steps)"
-    )
-    bench.add_argument(
-        "--budget", type=int, default=64, help="fixed token budget to compare stopping against"
-    )
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--out", help="also write the results as JSON here")
-    _add_model_args(bench)
-
-    serve = sub.add_parser("serve", help="serve the model over gRPC (molmo_agent.v1.MolmoAgent)")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    serve.add_argument("--port", type=int, default=50051)
-    serve.add_argument("--max-batch-size", type=int, default=8)
-    serve.add_argument("--max-batch-wait-ms", type=float, default=5.0)
-    serve.add_argument("--max-queue", type=int, default=64, help="waiting requests before RESOURCE_EXHAUSTED")
-    serve.add_argument("--max-message-mb", type=float, default=64.0)
-    serve.add_argument("--max-image-pixels", type=int, default=50_000_000)
-    serve.add_argument("--max-new-tokens", type=int, default=512)
-    serve.add_argument("--token-file", help="file whose first line is the bearer token")
-    serve.add_argument("--token-env", default="MOLMO_AGENT_TOKEN", help="environment variable with the token")
-    serve.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
-    serve.add_argument("--tls-key", help="PEM private key")
-    serve.add_argument("--tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
-    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
-    serve.add_argument(
-        "--grace", type=float, default=10.0, help="seconds to finish in-flight requests on stop"
-    )
-    _add_model_args(serve)
-
-    gui = sub.add_parser("gui", help="drive the desktop (or dry-run a screenshot) towards a goal")
-    gui.add_argument("goal", help="e.g. 'click the Save button' or 'Turn on Wi-Fi' (with --policy action)")
-    gui.add_argument(
-        "--policy",
-        choices=["action", "point"],
-        default="point",
-        help="point: ground each instruction by pointing (any Molmo); action: Molmo's action format",
-    )
-    gui.add_argument("--step", action="append", help="low-level step instruction (repeatable, one per step)")
-    gui.add_argument("--dry-run", action="store_true", help="observe and record, never touch the screen")
-    gui.add_argument("--confirm", action="store_true", help="ask before each action")
-    gui.add_argument("--max-steps", type=int, default=10)
-    gui.add_argument("--max-seconds", type=float, default=300.0)
-    gui.add_argument("--allow", help="comma-separated action types that may run (default: all)")
-    gui.add_argument("--record", help="folder for the trajectory (default: molmo-agent-runs/<time>)")
-    gui.add_argument("--screenshot", help="dry-run on this image instead of the screen (no display needed)")
-    gui.add_argument("--settle", type=float, default=0.3, help="seconds to wait after each action")
-    _add_model_args(gui)
-
-    evaluate = sub.add_parser("eval", help="evaluate a model on a molmo_envs environment")
-    evaluate.add_argument("env_id", help="e.g. molmo_agent/AndroidControl-v0, molmo_agent/SyntheticGui-v0")
-    evaluate.add_argument(
-        "--episodes", type=_episodes, default=20, help="a number, or 'all' for a dataset env (AndroidControl)"
-    )
-    evaluate.add_argument(
-        "--protocol", choices=["molmo", "distance14"], help="AndroidControl scoring protocol"
-    )
-    evaluate.add_argument("--policy", choices=["auto", "action", "point"], default="auto")
-    evaluate.add_argument("--data-dir", help="AndroidControl: folder with the TFRecord shards and splits")
-    evaluate.add_argument("--task-level", choices=["low", "high"], help="AndroidControl task level")
-    evaluate.add_argument("--env-arg", action="append", help="extra env keyword, KEY=VALUE (repeatable)")
-    evaluate.add_argument("--seed", type=int, default=0, help="episode e resets with seed SEED + e")
-    evaluate.add_argument(
-        "--max-new-tokens",
-        type=int,
-        help="action answer budget (default: 16 for AndroidControl's molmo protocol, as Molmo's own "
-        "evaluation, else 96)",
-    )
-    evaluate.add_argument(
-        "--max-episode-steps",
-        type=int,
-        help="override the env's step limit (1: only the first action counts)",
-    )
-    evaluate.add_argument(
-        "--force",
-        action="store_true",
-        help="start the output folder over when it holds another configuration",
-    )
-    evaluate.add_argument(
-        "--concurrency",
-        type=int,
-        default=1,
-        help="episodes in parallel (with a grpc:// or openai:// model: server or engine batching)",
-    )
-    evaluate.add_argument(
-        "--screens",
-        choices=["failures", "all", "none"],
-        default="failures",
-        help="which steps' screenshots the folder keeps (default: failures, what the report shows)",
-    )
-    evaluate.add_argument("--out", help="output folder (default: molmo-agent-evals/<env>); rerun to resume")
-    evaluate.add_argument("--no-progress", action="store_true")
-    _add_model_args(evaluate)
-
-    ft = sub.add_parser("finetune", help="fine-tune a Molmo2 checkpoint on pointing/action data")
-    ft.add_argument("--model", help="Molmo2 Hub id or local folder to start from")
-    ft.add_argument("--init-preset", help="start from a fresh tiny Molmo2 of this preset (e.g. pointer)")
-    ft.add_argument("--out", required=True, help="run folder: checkpoints, history, curve, final/")
-    ft.add_argument(
-        "--data",
-        action="append",
-        help="source[:arg][=weight], repeatable: synthetic_gui[:click|icon|multi|any], tabletop[:maxN], "
-        "shapes[:maxN], "
-        "pixmo:FILE.jsonl, android_control:DIR (default synthetic_gui:icon)",
-    )
-    ft.add_argument("--steps", type=int, default=1000)
-    ft.add_argument("--batch-size", type=int, default=16)
-    ft.add_argument("--grad-accum", type=int, default=1)
-    ft.add_argument("--lr", type=float, default=1e-3)
-    ft.add_argument("--warmup", type=int, default=100)
-    ft.add_argument(
-        "--decay-fraction", type=float, default=1.0, help="share of the run the lr decays over (1: cosine)"
-    )
-    ft.add_argument("--weight-decay", type=float, default=0.0)
-    ft.add_argument(
-        "--vision-lr-scale",
-        type=float,
-        default=1.0,
-        help="lr multiplier for the ViT and image adapter (e.g. 0.1 when training a tiny model from scratch)",
-    )
-    ft.add_argument(
-        "--attend-weight",
-        type=float,
-        default=0.0,
-        help="weight of a loss teaching attention at coordinate digits to look at the answer's point "
-        "(e.g. 1 when training a tiny model from scratch; 0: off)",
-    )
-    ft.add_argument(
-        "--place-weight",
-        type=float,
-        default=0.0,
-        help="weight of a loss making each whole-image token's features say where it is (a fixed sine-cosine "
-        "read-out; e.g. 1 when training a tiny model from scratch; 0: off)",
-    )
-    ft.add_argument(
-        "--attend-axis-heads",
-        action="store_true",
-        help="with --attend-weight: teach head 0 to look at the point at x coordinates and head 1 at y "
-        "(default: head 0 at both)",
-    )
-    ft.add_argument(
-        "--place-code",
-        default="sincos",
-        help="the code --place-weight teaches: sincos (1 and 3 cycles per image), or value (the output "
-        "head's own code of a coordinate token; pointer-numbers presets)",
-    )
-    ft.add_argument(
-        "--place-layer",
-        type=int,
-        default=0,
-        help="where --place-weight reads the tokens: 0 the image features (whole-image view), K >= 1 the "
-        "output of language-model layer K (every image token, high-resolution crops too)",
-    )
-    ft.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA of this rank (large models)")
-    ft.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available; bf16 there)")
-    ft.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA too (no bf16 autocast)")
-    ft.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations (0: off)")
-    ft.add_argument("--eval-seeds", type=int, default=32)
-    ft.add_argument("--save-every", type=int, default=500)
-    ft.add_argument("--workers", type=int, default=0, help="data loader processes")
-    ft.add_argument(
-        "--reuse", type=int, default=1, help="train on each generated batch this many times (data-bound GPUs)"
-    )
-    ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--time-budget-min", type=float, default=None, help="stop (and anneal the lr) by then")
-    ft.add_argument("--cpu-threads", type=int, default=None)
-    ft.add_argument("--no-progress", action="store_true")
-
-    demo = sub.add_parser("demo", help="the default model driving SyntheticGui and TabletopPointing, offline")
-    demo.add_argument("--out", default="molmo-agent-demo", help="report folder (index.html, summary.json)")
-    demo.add_argument("--gui-episodes", type=int, default=10)
-    demo.add_argument("--tabletop-scenes", type=int, default=10)
-    demo.add_argument("--seed", type=int, default=0, help="first held-out seed")
-    demo.add_argument(
-        "--model", default=None, help="Hub id, folder, grpc:// or openai:// (default: the embedded model)"
-    )
-    demo.add_argument("--device", default=None)
-
-    tiny = sub.add_parser("build-tiny", help="write a tiny random Molmo2 checkpoint (tests, benchmarks)")
-    tiny.add_argument("out", help="output folder")
-    tiny.add_argument(
-        "--preset",
-        default="tiny",
-        choices=list(PRESETS),
-    )
-    tiny.add_argument("--seed", type=int, default=0)
-    return parser
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "point": cmd_point,
     "models": cmd_models,
@@ -580,18 +485,64 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "point": check_point,
+    "bench": check_bench,
+    "serve": check_serve,
+    "gui": check_gui,
+    "eval": check_eval,
+    "build-tiny": check_build_tiny,
+    "finetune": check_finetune,
+    "demo": check_demo,
+}
+"""Each verb's up-front check: raises :class:`UsageError` (or a model error) before anything starts."""
+
+USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError,
+    ImageInputError,
+    QueryError,
+    ModelNotFoundError,
+    ActionValidationError,
+)
+USAGE_ERROR_NAMES = {"RunMismatchError", "DataError", "ConfigError"}
+"""Raised by modules the CLI imports only when a verb needs them: matched by name to keep startup light."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Run one command; returns its exit status (0 ok, 1 failure, 2 usage, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and argparse's usage errors (already printed)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     if not args.verbose:
         _quiet_transformers()
     try:
+        check = CHECKS.get(args.command)
+        if check is not None:
+            check(args)
         return COMMANDS[args.command](args)
-    except MolmoAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("molmo-agent: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return _report(exc, verbose=args.verbose)
+
+
+def _report(exc: Exception, *, verbose: bool) -> int:
+    """One line for the user; the traceback only with ``-v``. Usage errors exit 2, the rest 1."""
+    usage = isinstance(exc, USAGE_ERRORS) or any(c.__name__ in USAGE_ERROR_NAMES for c in type(exc).__mro__)
+    if verbose:
+        traceback.print_exc()
+    message = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, MolmoAgentError | OSError) and not usage:
+        message = f"{type(exc).__name__}: {message}" + (
+            "" if verbose else " (rerun with -v for the traceback)"
+        )
+    print(f"molmo-agent: error: {message}", file=sys.stderr)
+    return EXIT_USAGE if usage else EXIT_FAILURE
 
 
 def _quiet_transformers() -> None:

@@ -31,7 +31,7 @@ def test_point_with_a_corrupt_image_is_one_clear_error_line(tmp_path, capsys):
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     assert main(["point", str(bad), "the mug"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: could not decode image file")
+    assert err.startswith("molmo-agent: error: could not decode image file")
     assert "Traceback" not in err
 
 

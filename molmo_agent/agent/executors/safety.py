@@ -13,8 +13,12 @@ Ask = Callable[[Action], str]
 
 
 def ask_on_terminal(action: Action) -> str:
-    """The CLI's question: the action as JSON, answered y/n/q."""
-    answer = input(f"execute {action.to_json()}? [y]es / [n]o / [q]uit: ").strip().lower()
+    """The CLI's question: the action as JSON, answered y/n/q. A closed input (Ctrl-D, end of a pipe) is a
+    quit: nobody is left to approve the next action."""
+    try:
+        answer = input(f"execute {action.to_json()}? [y]es / [n]o / [q]uit: ").strip().lower()
+    except EOFError:
+        return "q"
     return answer[:1] or "n"
 
 
