@@ -34,6 +34,7 @@ from molmo_agent.agent.executors.desktop import (
     DesktopConfig,
     DesktopExecutor,
     MonitorBox,
+    OffScreenError,
     pick_monitor,
     screen_transform,
     to_pointer,
@@ -113,11 +114,14 @@ def test_offset_monitor_adds_its_origin_after_scaling():
     assert to_pointer(960, 540, transform, left_of_primary) == (-960, 540)
 
 
-def test_unscaled_screen_is_the_identity_and_points_are_clamped_to_the_monitor():
+def test_unscaled_screen_is_the_identity_and_off_screen_targets_are_refused_not_clamped():
     monitor = MonitorBox(0, 0, 1280, 800)
     transform = screen_transform((1280, 800), monitor)
     assert to_pointer(640.4, 399.6, transform, monitor) == (640, 400)
-    assert to_pointer(5000, 5000, transform, monitor) == (1279, 799)
+    assert to_pointer(1280, 800, transform, monitor) == (1279, 799)  # the far edge itself, rounded in
+    for x, y in ((5000, 5000), (1280.5, 10), (-1, 10), (10, -0.5)):
+        with pytest.raises(OffScreenError, match=r"outside the captured area.*refused, not clamped"):
+            to_pointer(x, y, transform, monitor)
 
 
 def test_failsafe_corners_are_avoided_by_one_pixel():

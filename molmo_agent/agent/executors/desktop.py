@@ -13,13 +13,20 @@ a :class:`~molmo_agent.geometry.ResizeTransform`.
 
 Safety: pyautogui's fail-safe (moving the mouse into a screen corner aborts) is forced on and never turned
 off; when it fires, the run stops (:class:`StopRun`, the loop's ``quit``). Targets that land exactly on a
-fail-safe corner are moved one pixel inwards, so the agent cannot trip the fail-safe itself.
+fail-safe corner are moved one pixel inwards, so the agent cannot trip the fail-safe itself. A target
+outside the captured area is refused (:class:`OffScreenError`, recorded on the step), never clamped to its
+edge: the edges are where taskbars, close buttons and other windows live.
+
+Region: ``DesktopConfig.region`` (a box in pointer coordinates) or ``DesktopConfig.window`` (a window by
+title, X11 with xdotool) limits both what the model sees and where it may act: the screenshot is that box
+alone, and its pixels map back to the screen through the same transform.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -55,6 +62,10 @@ TEXT_TOOLS = ("xdotool", "clipboard")
 
 class DesktopUnavailableError(ExecutionError):
     """No screen to drive: no display, or the ``gui`` extra (pyautogui, mss) is not installed."""
+
+
+class OffScreenError(ExecutionError):
+    """A target lies outside the captured area (the screen, region or window the model saw)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,16 @@ def to_pointer(
 ) -> tuple[int, int]:
     """Where pyautogui should act for screenshot pixel ``(x, y)``: whole pixels, inside the monitor.
 
-    A point in ``avoid`` (the fail-safe corners) moves one pixel towards the monitor's centre.
+    A point outside the screenshot (``0 <= x <= width``, the same for ``y``) raises :class:`OffScreenError`;
+    inside it, rounding may still reach one past the last pixel, which is brought back. A point in ``avoid``
+    (the fail-safe corners) moves one pixel towards the monitor's centre.
     """
+    width, height = transform.original_size
+    if not (0 <= x <= width and 0 <= y <= height):
+        raise OffScreenError(
+            f"target ({x:g}, {y:g}) is outside the captured area ({width}x{height} screenshot of "
+            f"{monitor.width}x{monitor.height} at {monitor.left},{monitor.top}): refused, not clamped"
+        )
     sx, sy = transform.to_transformed(x, y)
     right, bottom = monitor.left + monitor.width - 1, monitor.top + monitor.height - 1
     px = min(max(round(sx), monitor.left), right)
@@ -109,6 +128,90 @@ def to_pointer(
         px += 1 if px < monitor.left + monitor.width / 2 else -1
         py += 1 if py < monitor.top + monitor.height / 2 else -1
     return px, py
+
+
+def region_box(region: tuple[int, int, int, int], screen: MonitorBox) -> MonitorBox:
+    """A user's ``(x, y, width, height)`` as a box, which must lie on the screen (all monitors together)."""
+    box = MonitorBox(*(int(v) for v in region))
+    inside = (
+        box.left >= screen.left
+        and box.top >= screen.top
+        and box.left + box.width <= screen.left + screen.width
+        and box.top + box.height <= screen.top + screen.height
+    )
+    if not inside:
+        raise DesktopUnavailableError(
+            f"region {box.left},{box.top},{box.width},{box.height} is not inside the screen "
+            f"({screen.width}x{screen.height} at {screen.left},{screen.top})"
+        )
+    return box
+
+
+def clip_box(box: MonitorBox, screen: MonitorBox) -> MonitorBox | None:
+    """The part of ``box`` on the screen (a window may hang off its edge), or None when nothing is."""
+    left, top = max(box.left, screen.left), max(box.top, screen.top)
+    right = min(box.left + box.width, screen.left + screen.width)
+    bottom = min(box.top + box.height, screen.top + screen.height)
+    if right <= left or bottom <= top:
+        return None
+    return MonitorBox(left, top, right - left, bottom - top)
+
+
+def find_window(title: str, run: Callable[[list[str]], str] | None = None) -> MonitorBox:
+    """The screen box of the one visible window whose title contains ``title`` (X11, through xdotool).
+
+    Several windows with different boxes are an error rather than a guess: acting in the wrong window is
+    what restricting the agent is meant to prevent.
+    """
+    if run is None:
+        _check_window_support()
+        run = _xdotool
+    found = run(["search", "--onlyvisible", "--name", re.escape(title)]).split()
+    boxes: dict[MonitorBox, str] = {}
+    for window_id in found:
+        geometry = dict(
+            line.split("=", 1)
+            for line in run(["getwindowgeometry", "--shell", window_id]).splitlines()
+            if "=" in line
+        )
+        box = MonitorBox(
+            int(geometry["X"]), int(geometry["Y"]), int(geometry["WIDTH"]), int(geometry["HEIGHT"])
+        )
+        boxes.setdefault(box, run(["getwindowname", window_id]).strip())
+    if not boxes:
+        raise DesktopUnavailableError(f"no visible window's title contains {title!r}")
+    if len(boxes) > 1:
+        names = ", ".join(repr(name) for name in boxes.values())
+        raise DesktopUnavailableError(
+            f"{len(boxes)} windows' titles contain {title!r} ({names}); give more of the title"
+        )
+    return next(iter(boxes))
+
+
+def _check_window_support() -> None:
+    if not sys.platform.startswith("linux"):
+        raise DesktopUnavailableError(
+            f"choosing a window by title is supported on X11 only (this is {sys.platform}); use a region "
+            "instead (--region X,Y,W,H / DesktopConfig.region)"
+        )
+    if shutil.which("xdotool") is None:
+        raise DesktopUnavailableError(
+            "choosing a window by title needs xdotool (apt-get install xdotool), or use a region instead "
+            "(--region X,Y,W,H)"
+        )
+
+
+def _xdotool(arguments: list[str]) -> str:
+    """xdotool's output; ``search`` finding nothing (exit 1, no output) is an empty answer, not an error."""
+    try:
+        result = subprocess.run(
+            ["xdotool", *arguments], capture_output=True, text=True, timeout=10, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DesktopUnavailableError(f"xdotool {arguments[0]} did not answer within 10 s") from exc
+    if result.returncode != 0 and (arguments[0] != "search" or result.stderr.strip()):
+        raise DesktopUnavailableError(f"xdotool {arguments[0]} failed: {result.stderr.strip()[-300:]}")
+    return result.stdout
 
 
 def pick_monitor(monitors: list[dict[str, Any]], index: int | None) -> MonitorBox:
@@ -144,6 +247,10 @@ class DesktopConfig:
             ``clipboard`` (``xclip`` then Ctrl+V; it replaces the clipboard's content). Both need X11.
         xdotool_for_all_text: Type all text with xdotool, which follows the keyboard layout (pyautogui
             assumes a US layout).
+        region: ``(x, y, width, height)`` in pointer coordinates: the model sees only this box and may act
+            only inside it (instead of the monitor).
+        window: A window title (or part of one): like ``region``, with the window's box, looked up again
+            before each screenshot so the area follows the window. X11 with xdotool only.
     """
 
     monitor: int | None = None
@@ -157,8 +264,18 @@ class DesktopConfig:
     home_keys: tuple[str, ...] = ("win",)
     text_tools: tuple[str, ...] = TEXT_TOOLS
     xdotool_for_all_text: bool = False
+    region: tuple[int, int, int, int] | None = None
+    window: str | None = None
 
     def __post_init__(self) -> None:
+        if self.region is not None and self.window is not None:
+            raise ValueError("give a region or a window, not both")
+        if self.region is not None and (len(self.region) != 4 or min(self.region[2:]) < 1):
+            raise ValueError(
+                f"region must be (x, y, width, height) with a positive size, got {self.region!r}"
+            )
+        if self.window is not None and not self.window.strip():
+            raise ValueError("window must name (part of) a window title")
         for name in ("settle_s", "long_press_s", "drag_s", "wait_s", "type_interval_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
@@ -221,6 +338,8 @@ class DesktopExecutor(Executor):
         self._grabber = grabber_class()
         try:
             self.monitor = pick_monitor(self._grabber.monitors, self.config.monitor)
+            self.screen = MonitorBox.from_mss(self._grabber.monitors[0])
+            self.area = self._capture_area()
         except DesktopUnavailableError:
             self._grabber.close()
             raise
@@ -247,13 +366,27 @@ class DesktopExecutor(Executor):
 
     def observe(self) -> Observation:
         started = time.perf_counter()
-        box = self.monitor
+        if self.config.window is not None:  # the window may have moved since the last look
+            self.area = self._capture_area()
+        box = self.area
         region = {"left": box.left, "top": box.top, "width": box.width, "height": box.height}
         shot = self._grabber.grab(region)
         image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
         self._transform = screen_transform(image.size, box)
         capture_ms = (time.perf_counter() - started) * 1000
         return Observation(image, capture_ms=capture_ms, extra={"monitor": region})
+
+    def _capture_area(self) -> MonitorBox:
+        """The monitor, the configured region, or the window's box as it is now (its on-screen part)."""
+        if self.config.region is not None:
+            return region_box(self.config.region, self.screen)
+        if self.config.window is not None:
+            box = find_window(self.config.window)
+            visible = clip_box(box, self.screen)
+            if visible is None:
+                raise DesktopUnavailableError(f"the window {self.config.window!r} is off the screen")
+            return visible
+        return self.monitor
 
     def execute(self, action: Action) -> Outcome:
         _force_failsafe(self._gui)
@@ -277,7 +410,7 @@ class DesktopExecutor(Executor):
         if self._transform is None:
             self.observe()
         assert self._transform is not None
-        return to_pointer(x, y, self._transform, self.monitor, self._failsafe_points())
+        return to_pointer(x, y, self._transform, self.area, self._failsafe_points())
 
     def _failsafe_points(self) -> set[tuple[int, int]]:
         return {(int(px), int(py)) for px, py in self._gui.FAILSAFE_POINTS}
