@@ -77,3 +77,39 @@ def model(backend):
 
     yield MolmoModel(backend)
     backend.script = lambda request: ""
+
+
+MODEL_FIXTURES = frozenset({"tiny_dir", "tiny_model", "scripted_backend", "scripted", "backend", "model"})
+"""Fixtures that build or load a model: a test using any of them is in the slow lane."""
+SLOW_MODULES = frozenset(
+    {
+        "test_default_model",
+        "test_demo",
+        "test_decode_speed",
+        "test_finetune",
+        "test_openai_backend",
+        "test_balancing",
+        "test_interop_node",
+        "test_pointing_paths",
+        "test_eval_runs",
+        "test_device_map",
+        "test_diagnose_pointing",
+        "test_loading",
+        "test_remote",
+        "test_server",
+        "test_client",
+        "test_desktop",
+        "test_desktop_region",
+        "test_agent_loop",
+        "test_token_grid_ceiling",
+    }
+)
+"""Modules whose tests load the embedded model, start servers or engines, or train."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow`` marks model-building tests, so ``pytest -m "not slow"`` is a fast lane (README)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
