@@ -31,7 +31,8 @@ def answer_for(request) -> str:
 
 
 class SlowScriptedBackend(ScriptedMolmo2Backend):
-    """The scripted tiny model with an extra delay per model call, and an optional failure trigger."""
+    """The scripted tiny model with an extra delay per model call, and failure triggers in the prompt:
+    "explode" (out of memory), "poison" (an input the processor refuses), "crash" (a bug)."""
 
     delay_s = 0.0
     calls: list[int]
@@ -40,6 +41,10 @@ class SlowScriptedBackend(ScriptedMolmo2Backend):
         self.calls.append(len(requests))
         if any("explode" in r.prompt for r in requests):
             raise RuntimeError("CUDA out of memory (simulated for this batch)")
+        if any("poison" in r.prompt for r in requests):  # what a processor says about an input it refuses
+            raise ValueError("Image features and image tokens do not match (simulated for this batch)")
+        if any("crash" in r.prompt for r in requests):
+            raise KeyError("a bug in the model call (simulated)")
         time.sleep(self.delay_s)
         return super().generate(requests, options)
 

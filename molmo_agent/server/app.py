@@ -123,7 +123,9 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
             config.model,
             config.device,
             config.dtype,
-            limits=ImageLimits(max_pixels=config.max_image_pixels),
+            limits=ImageLimits(
+                max_pixels=config.max_image_pixels, max_total_pixels=config.max_request_pixels
+            ),
             cpu_threads=config.cpu_threads,
         )
     if config.warmup:

@@ -305,7 +305,10 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
 
     async def _run(self, prepared, prompt: str, options: GenerationOptions, context, arrival):
         request = Request(prepared.images, prompt)
-        return await self.batcher.submit(request, options, self._deadline(context), arrival)
+        try:
+            return await self.batcher.submit(request, options, self._deadline(context), arrival)
+        finally:  # the model's preprocessing of large images leaves freed heap behind too
+            await asyncio.to_thread(after_decoding, sum(w * h for w, h in prepared.sizes))
 
     # -- Point --
 
@@ -371,12 +374,15 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
         depth, scale, intrinsics, transform, window = camera
         try:
             xyz = point_to_3d(point, depth, intrinsics, depth_scale=scale, window=window)
-            if xyz is None:
-                return wire.point_to_proto(point, depth_note="no valid depth reading around this point")
-            base = transform.apply(np.asarray(xyz)) if transform is not None else None
-            return wire.point_to_proto(point, camera_xyz=xyz, base_xyz=base)
         except ValueError as error:  # e.g. extreme intrinsics overflow to inf: no 3-D point, say why
             return wire.point_to_proto(point, depth_note=f"no 3-D point: {error}")
+        if xyz is None:
+            return wire.point_to_proto(point, depth_note="no valid depth reading around this point")
+        try:
+            base = transform.apply(np.asarray(xyz)) if transform is not None else None
+        except ValueError as error:
+            return wire.point_to_proto(point, camera_xyz=xyz, depth_note=f"no base-frame point: {error}")
+        return wire.point_to_proto(point, camera_xyz=xyz, base_xyz=base)
 
     # -- Act, Generate --
 
@@ -448,8 +454,8 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
                 max_new_tokens=max_new,
                 stop_at_answer=requested.stop_at_answer,
                 stop_at_coords=requested.stop_at_coords,
-                temperature=requested.temperature,
-                top_p=requested.top_p or 1.0,
+                temperature=_float32(requested.temperature),
+                top_p=_float32(requested.top_p) or 1.0,
             )
         except ValueError as exc:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
@@ -493,6 +499,11 @@ class MolmoAgentServicer(service_pb2_grpc.MolmoAgentServicer):
             counters=counters,
             server_version=SERVER_VERSION,
         )
+
+
+def _float32(value: float) -> float:
+    """A float32 wire value as the client wrote it (0.01 arrives as 0.0099999998), so ranges read exactly."""
+    return float(f"{value:.7g}")
 
 
 class _NoDeadline:
