@@ -303,22 +303,53 @@ class CameraIntrinsics:
         return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy)
 
 
+UNDISTORT_ITERATIONS = 5
+"""Fixed-point iterations inverting the distortion: ``cv2.undistortPoints``'s default, so results match."""
+
+
+def _tilt_inverse(tau_x: float, tau_y: float) -> np.ndarray:
+    """Inverse of OpenCV's tilted-sensor projection matrix (coefficients 13 and 14 of the 14-term model)."""
+    cx, sx, cy, sy = math.cos(tau_x), math.sin(tau_x), math.cos(tau_y), math.sin(tau_y)
+    rot_x = np.array([[1.0, 0.0, 0.0], [0.0, cx, sx], [0.0, -sx, cx]])
+    rot_y = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    rot = rot_y @ rot_x
+    project_z = np.array([[rot[2, 2], 0.0, -rot[0, 2]], [0.0, rot[2, 2], -rot[1, 2]], [0.0, 0.0, 1.0]])
+    return np.linalg.inv(project_z @ rot)
+
+
 def undistort_pixel(u: float, v: float, intrinsics: CameraIntrinsics) -> tuple[float, float]:
     """Where pixel ``(u, v)`` would be seen by the same camera without lens distortion.
 
     Deprojection formulas assume an ideal pinhole; skipping this step bends points near the image edges.
+    OpenCV's distortion model (radial k1-k6, tangential p1 p2, thin prism s1-s4, tilt) inverted by the same
+    fixed-point iteration ``cv2.undistortPoints`` uses, written with numpy so the formats need no OpenCV.
     """
     if not intrinsics.has_distortion:
         return float(u), float(v)
-    import cv2  # lazily: only distorted cameras need OpenCV
-
-    k = intrinsics.matrix
-    pixel = np.array([[[u, v]]], dtype=np.float64)
-    try:
-        ideal = cv2.undistortPoints(pixel, k, np.array(intrinsics.distortion), P=k)
-    except cv2.error as error:  # OpenCV refuses some extreme coefficient sets outright
-        raise ValueError(f"cannot undistort pixel ({u}, {v}) with {intrinsics}: {error}") from None
-    return float(ideal[0, 0, 0]), float(ideal[0, 0, 1])
+    k = list(intrinsics.distortion) + [0.0] * (14 - len(intrinsics.distortion))
+    x = y = 0.0
+    with np.errstate(all="ignore"):
+        x0, y0 = (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
+        if k[12] or k[13]:
+            untilted = _tilt_inverse(k[12], k[13]) @ np.array([x0, y0, 1.0])
+            scale = 1.0 / untilted[2] if untilted[2] else 1.0
+            x0, y0 = float(untilted[0] * scale), float(untilted[1] * scale)
+        x, y = x0, y0
+        for _ in range(UNDISTORT_ITERATIONS):
+            r2 = x * x + y * y
+            inverse = (1 + ((k[7] * r2 + k[6]) * r2 + k[5]) * r2) / (
+                1 + ((k[4] * r2 + k[1]) * r2 + k[0]) * r2
+            )
+            if inverse < 0:  # the model folds over here: OpenCV gives up and keeps the distorted point
+                x, y = (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
+                break
+            dx = 2 * k[2] * x * y + k[3] * (r2 + 2 * x * x) + k[8] * r2 + k[9] * r2 * r2
+            dy = k[2] * (r2 + 2 * y * y) + 2 * k[3] * x * y + k[10] * r2 + k[11] * r2 * r2
+            x, y = (x0 - dx) * inverse, (y0 - dy) * inverse
+        ideal_u, ideal_v = x * intrinsics.fx + intrinsics.cx, y * intrinsics.fy + intrinsics.cy
+    if not (math.isfinite(ideal_u) and math.isfinite(ideal_v)):
+        raise ValueError(f"cannot undistort pixel ({u}, {v}) with {intrinsics}: the model diverges there")
+    return float(ideal_u), float(ideal_v)
 
 
 def robust_depth(

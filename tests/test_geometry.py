@@ -244,6 +244,19 @@ def test_undistort_inverts_opencv_projection() -> None:
         assert undistort_pixel(u, v, DISTORTED) == pytest.approx(tuple(expected), abs=1e-3)
 
 
+@pytest.mark.parametrize("terms", [4, 5, 8, 12, 14])
+def test_undistort_equals_opencv_for_every_distortion_model(terms: int) -> None:
+    """Our numpy inverse (no OpenCV in the formats layer) against ``cv2.undistortPoints`` itself."""
+    rng = np.random.default_rng(terms)
+    for _ in range(100):
+        distortion = tuple(rng.normal(0.0, 0.1, size=terms))
+        camera = CameraIntrinsics(500.0, 480.0, 320.0, 240.0, distortion=distortion)
+        u, v = rng.uniform(0, 640), rng.uniform(0, 480)
+        pixel = np.array([[[u, v]]], dtype=np.float64)
+        expected = cv2.undistortPoints(pixel, camera.matrix, np.array(distortion), P=camera.matrix)[0, 0]
+        assert undistort_pixel(u, v, camera) == pytest.approx(tuple(expected), abs=1e-8)
+
+
 def test_deproject_hand_computed() -> None:
     assert deproject(420.0, 140.0, 2.0, K) == pytest.approx([0.4, -0.5, 2.0])
     assert deproject(320.0, 240.0, 1.5, K) == pytest.approx([0.0, 0.0, 1.5])

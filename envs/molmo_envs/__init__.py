@@ -14,7 +14,10 @@ Environments are imported only when made, so ``import molmo_envs`` stays light.
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+try:
+    from gymnasium.envs.registration import register, registry
+except ImportError as exc:  # a plain install: the environments are the `envs` extra
+    raise ImportError("molmo_envs needs gymnasium: pip install 'molmo-agent[envs]'") from exc
 
 ENVIRONMENTS: dict[str, tuple[str, int]] = {
     "molmo_agent/SyntheticGui-v0": ("molmo_envs.synthetic_gui:SyntheticGuiEnv", 10),

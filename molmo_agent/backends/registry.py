@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelLoadError, ModelNotFoundError
+from ..extras import missing_extra
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
 DEFAULT_MODEL_NAME = "molmo-agent/default"
@@ -151,7 +152,11 @@ def is_available_locally(model_id: str) -> bool:
 def backend_class(family: str) -> type:
     """Import the backend class registered for ``family``."""
     module_name, class_name = BACKENDS[family].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise missing_extra(exc, f"a {family} model") from exc
+    return getattr(module, class_name)
 
 
 def missing_weights_message(model_id: str) -> str:

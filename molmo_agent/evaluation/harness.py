@@ -29,6 +29,7 @@ from ..actions import Action, ActionType
 from ..agent.policies import PointPolicy
 from ..agent.records import Observation
 from ..errors import MolmoAgentError
+from ..extras import missing_extra
 from ..model import POINT_OPTIONS, MolmoModel
 from .report import write_report
 from .runs import prepare_folder, run_manifest
@@ -103,7 +104,10 @@ class RunSettings:
 
 
 def make_env(config: EvalConfig):
-    import gymnasium as gym
+    try:
+        import gymnasium as gym
+    except ImportError as exc:
+        raise missing_extra(exc, "evaluation") from exc
 
     env_id = config.env_id if ":" in config.env_id else ENV_PREFIX + config.env_id
     kwargs = dict(config.env_kwargs)
