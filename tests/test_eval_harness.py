@@ -8,6 +8,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from browser_helpers import MISSING, chromium, chromium_available
 
 from molmo_agent.actions import ANDROID_CONTROL_TYPES, Action, ActionType
 from molmo_agent.backends.registry import resolve
@@ -136,8 +137,6 @@ def test_cli_eval_with_the_tiny_model(tiny_dir, tmp_path, capsys):
 
 def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_control_dir, tmp_path, capsys):
     """The real AndroidControl env on a small shard, the random tiny model, both protocols, resume, report."""
-    import shutil
-    import subprocess
 
     from molmo_agent.cli import main
 
@@ -170,28 +169,9 @@ def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_co
     assert json.loads((everything / "summary.json").read_text())["episodes"] == 3
     run = json.loads((everything / "run.json").read_text())["config"]
     assert run["protocol"] == "molmo" and run["max_new_tokens"] == 16 and run["env_args"]["data_dir"]
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (CI installs it): the report's rendering is not checked")
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            (out / "report.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    if not chromium_available():
+        pytest.skip(MISSING)
+    dom = chromium("--dump-dom", (out / "report.html").as_uri(), tmp=tmp_path)
     assert "Failing steps" in dom.stdout and "molmo_agent/AndroidControl-v0" in dom.stdout
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import MISSING, chromium, chromium_available
 from PIL import Image, ImageDraw
 
 from molmo_agent.actions import Action, ActionType
@@ -20,7 +20,6 @@ from molmo_agent.annotate import draw_action
 
 SIZE = (640, 400)
 JUNK = '<script>alert(1)</script> & "quotes" <points coords="oops'
-CHROMIUM = Path("/usr/bin/chromium")
 PAGE_SCREENSHOT_COPY = Path("/tmp/trajectory_page.png")
 
 # Per-mille answers by what the prompt names; anything else gets junk (a step the model gets wrong).
@@ -221,31 +220,11 @@ def test_draw_action_text_without_position_goes_on_top() -> None:
     assert not changed[40:80].any()
 
 
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp / 'profile'}",
-        "--window-size=1280,900",
-        "--enable-logging=stderr",
-        "--v=0",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (CI installs chromium)")
+@pytest.mark.skipif(not chromium_available(), reason=MISSING)
 def test_page_renders_in_headless_chromium(recorded_run, tmp_path) -> None:
     folder, _ = recorded_run
     url = (folder / "index.html").as_uri()
-    dom = _chromium("--dump-dom", f"{url}#step-3", tmp=tmp_path)
+    dom = chromium("--dump-dom", f"{url}#step-3", tmp=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-ready="1"' in dom.stdout, "the page's script did not finish: " + dom.stderr[-2000:]
     assert dom.stdout.count('<section class="step') == 8
@@ -253,7 +232,7 @@ def test_page_renders_in_headless_chromium(recorded_run, tmp_path) -> None:
     assert "step 4 / 8" in dom.stdout
     assert "Uncaught" not in dom.stderr and "Content Security Policy" not in dom.stderr
     shot = tmp_path / "page.png"
-    rendered = _chromium(f"--screenshot={shot}", url, tmp=tmp_path)
+    rendered = chromium(f"--screenshot={shot}", url, tmp=tmp_path)
     assert rendered.returncode == 0 and shot.is_file(), rendered.stderr[-2000:]
     page = np.asarray(Image.open(shot).convert("RGB"))
     assert page.shape[:2] == (900, 1280) and page.std() > 10  # something was drawn
