@@ -30,9 +30,9 @@ from PIL import Image
 from molmo_agent.backends.base import GenerationOptions, Request
 from molmo_agent.backends.registry import resolve
 from molmo_agent.backends.scripted import ScriptedMolmo2Backend
-from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
-from molmo_agent.bench import FORCED_ANSWER, SCREEN_SIZE
+from molmo_agent.bench.point import FORCED_ANSWER, SCREEN_SIZE
 from molmo_agent.model import POINT_OPTIONS, MolmoModel
+from molmo_agent.training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
 QUERY = "the Save button"
 

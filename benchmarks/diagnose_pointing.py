@@ -139,7 +139,7 @@ def routing(model, processor, examples: list[Example]) -> tuple[list[float], lis
 
 def _coordinate_values(tokenizer) -> dict[int, int]:
     """Token id -> per-mille value for vocabularies with one token per coordinate; empty otherwise."""
-    from molmo_agent.backends.tiny_molmo2 import NUMBER_TOKENS
+    from molmo_agent.training.tiny_molmo2 import NUMBER_TOKENS
 
     vocab = tokenizer.get_vocab()
     if not all(token in vocab for token in NUMBER_TOKENS):

@@ -23,9 +23,9 @@ import molmo_agent as ma
 from molmo_agent.backends.base import GenerationOptions
 from molmo_agent.backends.registry import resolve
 from molmo_agent.backends.scripted import ScriptedMolmo2Backend
-from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
-from molmo_agent.bench import run_point_bench
+from molmo_agent.bench.point import run_point_bench
 from molmo_agent.model import MolmoModel
+from molmo_agent.training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
 
 def batch_matches_single(model: ma.MolmoModel) -> dict:

@@ -30,10 +30,10 @@ from PIL import Image
 from server_helpers import scripted_model
 
 from molmo_agent import wire
-from molmo_agent.backends.tiny_molmo2 import build_tiny_molmo2
 from molmo_agent.images import ImageLimits
 from molmo_agent.server.app import BackgroundServer
 from molmo_agent.server.config import ServerConfig
+from molmo_agent.training.tiny_molmo2 import build_tiny_molmo2
 from molmo_agent.v1 import service_pb2, service_pb2_grpc, types_pb2
 
 SMALL = types_pb2.Image(raw=types_pb2.RawImage(width=64, height=48, format=1, data=b"\0" * 64 * 48 * 3))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "envs")]
 
-from molmo_agent.backends.tiny_molmo2 import PRESETS, image_processor_for  # noqa: E402
 from molmo_agent.training.batches import cell_centres, cell_index, view_cells  # noqa: E402
+from molmo_agent.training.tiny_molmo2 import PRESETS, image_processor_for  # noqa: E402
 
 SCREEN = (540, 960)
 DEFAULT_PRESETS = ("pointer", "pointer-words", "pointer-fine", "pointer-numbers-fine")

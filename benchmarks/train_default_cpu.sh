@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce, stage by stage on a CPU, the embedded default model (molmo_agent/default_model/): 14 stages, each
-# the command of one training session recorded in docs/training/README.md. When it is done:
+# Reproduce, stage by stage on a CPU, the embedded default model (molmo_agent/default_model/): 14 stages,
+# each the command of one training session recorded in the journal (docs/training/runs.tar.gz:
+# runs/journal.md; docs/training/README.md condenses it). When it is done:
 #   cp "$OUT/fourteenth_cpu/final/"* molmo_agent/default_model/
 #
-# Each stage is one `molmo-agent finetune` run that continues the previous stage's final checkpoint, with
-# the flags, data mixture, lr, warm-up and seed that docs/training/README.md records for it (fifth section
+# Each stage is one run of the embedded default's recipe (`python -m molmo_agent.cli_pointer_recipe`:
+# `molmo-agent finetune` plus the knobs of molmo_agent/training/pointer_recipe.py) that continues the
+# previous stage's final checkpoint, with the flags, data mixture, lr, warm-up and seed that the journal
+# records for it (fifth section
 # onward; the last stage's full config is in the shipped model's molmo_agent.json, and
 # tests/test_reproduce_default.py checks that the last stage here matches it). 17,719 optimiser steps of
 # batch 32 in all, about 15-20 hours on a 2-core CPU (2.3-4.5 s a step). The GPU script,
@@ -51,7 +54,8 @@ n=0
 # stage NAME FROM SEED LR WARMUP STEPS MIX [extra finetune flags...]
 #   FROM: a model folder, or preset:NAME for a fresh model (--init-preset NAME).
 # Flags every stage shares: batch 32, plain cosine (--decay-fraction 1, floor 0.05 x lr), the place loss
-# (weight 3, sincos code on the image features), one data worker, the in-run check on 24 held-out seeds at
+# (weight 3: the sine-cosine code on the image features), one data worker, the in-run check on 24 held-out
+# seeds at
 # the stage's end (--eval-every 5000 is past every stage's last step; it reads, never changes, training).
 stage() {
   local name=$1 from=$2 seed=$3 lr=$4 warmup=$5 steps=$6 mix=$7
@@ -74,9 +78,9 @@ stage() {
   local data=() source
   for source in $mix; do data+=(--data "$source"); done
   echo "stage $n ($name): from $from, $steps steps, lr $lr, warmup $warmup, seed $seed, extra: $*"
-  python -m molmo_agent.cli -v finetune "${start[@]}" --out "$OUT/$name" "${data[@]}" \
+  python -m molmo_agent.cli_pointer_recipe -v "${start[@]}" --out "$OUT/$name" "${data[@]}" \
     --steps "$steps" --batch-size 32 --lr "$lr" --warmup "$warmup" --decay-fraction 1 \
-    --place-weight 3 --place-code sincos --eval-every 5000 --eval-seeds 24 --save-every 50 \
+    --place-weight 3 --eval-every 5000 --eval-seeds 24 --save-every 50 \
     --seed "$seed" --device "$DEVICE" --cpu-threads "$THREADS" --workers 1 --no-progress "$@" \
     2>&1 | tee -a "$OUT/$name.log"
 }
@@ -98,12 +102,14 @@ stage place_sincos_ab "$OUT/numbers_fine_cpu_pilot/final" 4 7e-4 50 400 "$MIX_A"
 # --- sixth section, A/B 2, the head-per-axis arm (documented: 58-min budget, 305 steps).
 stage axis_heads_ab "$OUT/place_sincos_ab/final" 5 5e-4 20 305 "$MIX_A" "${LATE[@]}" --attend-axis-heads
 
-# --- seventh section, the control arm `ctl` (no --place-layer; documented: 100-min budget, 581 steps).
+# --- seventh section, the control arm `ctl` (without --place-layer, whose arm lost and was deleted;
+# documented: 100-min budget, 581 steps).
 stage place_layer_ctl "$OUT/axis_heads_ab/final" 6 4e-4 20 581 "$MIX_A" "${LATE[@]}" --attend-axis-heads
 
 # --- seventh section, the control's continuation `ctl2` (documented: ~19-min budget, 142 steps, lr 3e-4,
 # seed 7, both cores; README lines 544 and 563). Its command is not in the README: warm-up 10 is read off
-# place_layer_ctl_cont_history.jsonl (lr exactly 3e-4 at step 10), the other flags are the control's.
+# runs/place_layer_ctl_cont_history.jsonl in the archive (lr exactly 3e-4 at step 10), the other flags are
+# the control's.
 stage place_layer_ctl_cont "$OUT/place_layer_ctl/final" 7 3e-4 10 142 "$MIX_A" "${LATE[@]}" \
   --attend-axis-heads
 

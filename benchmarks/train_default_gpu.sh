@@ -2,7 +2,8 @@
 # Train the embedded default model (molmo_agent/default_model) on a lent GPU, as shipped.
 #
 # Runs on the device machine from the repo root, with the wheels of benchmarks/fetch_gpu_wheels.sh carried
-# in .whl/ (transformers >= 5.20, tokenizers, gymnasium, ...). The same `molmo-agent finetune` command runs
+# in .whl/ (transformers >= 5.20, tokenizers, gymnasium, ...). The same command (the default's recipe,
+# `python -m molmo_agent.cli_pointer_recipe`: `molmo-agent finetune` plus its auxiliary losses) runs
 # on a CPU (drop --device cuda and --workers 14); it takes hours there instead of minutes.
 # Knobs (environment): MINUTES (6.8), STEPS, BATCH (64), LR (7e-4), WORKERS (15), REUSE (1; ~4 lets the GPU
 # train on each rendered batch several times, since 15 cores render only ~8 batches/s), MODEL (continue from
@@ -15,10 +16,8 @@
 # blowing up; see docs/training/README.md), ATTEND_WEIGHT (1: teach the attention at coordinate digits to
 # look at the answer's point, which ends the loss plateau of a from-scratch model; 0 turns it off),
 # PLACE_WEIGHT (3: teach the whole-image tokens' features to carry their own position, so the attended
-# token's column can be read off it; 0 turns it off), PLACE_CODE (sincos; value: the output head's own code of
-# a coordinate token, for the pointer-numbers presets, see docs/training/README.md), AXIS_HEADS (set: a
-# head per axis for the attention loss), PLACE_LAYER (0: the place loss on the image features; K: on the
-# output of language-model layer K, every image token of both views), WD (0),
+# token's column can be read off it; 0 turns it off), AXIS_HEADS (set: a head per axis for the attention
+# loss), WD (0),
 # MIX (space-separated --data sources), DEVICE, EVAL_EVERY, EVAL_SEEDS, SEED, NO_WHEELS (use the installed
 # packages). Curriculum: STAGE1_MIX and STAGE1_MINUTES train a first stage on easier data (e.g.
 # "shapes:max1=0.5 shapes:max3=0.5": single and few shapes before whole screens); the main stage (MIX,
@@ -41,10 +40,10 @@ if [ -n "${MODEL:-}" ]; then start=(--model "$MODEL"); else start=(--init-preset
 train() {  # train START_ARGS... -- OUT_DIR MINUTES SOURCES...
   local args=(); while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
   local out=$1 minutes=$2; shift 2
-  python3 -m molmo_agent.cli -v finetune "${args[@]}" --out "$out" "$@" \
+  python3 -m molmo_agent.cli_pointer_recipe -v "${args[@]}" --out "$out" "$@" \
     --steps "${STEPS:-20000}" --batch-size "${BATCH:-64}" --lr "${LR:-7e-4}" --warmup 200 --decay-fraction 0.3 \
     --vision-lr-scale "${VISION_LR_SCALE:-0.1}" --attend-weight "${ATTEND_WEIGHT:-1}" --place-weight "${PLACE_WEIGHT:-3}" \
-    --place-code "${PLACE_CODE:-sincos}" --place-layer "${PLACE_LAYER:-0}" ${AXIS_HEADS:+--attend-axis-heads} \
+    ${AXIS_HEADS:+--attend-axis-heads} \
     --weight-decay "${WD:-0}" \
     --no-bf16 --seed "${SEED:-0}" --eval-every "${EVAL_EVERY:-1000}" --eval-seeds "${EVAL_SEEDS:-24}" --save-every 1000 \
     --workers "${WORKERS:-15}" --reuse "${REUSE:-1}" --device "${DEVICE:-cuda}" --time-budget-min "$minutes" --no-progress 2>&1 \

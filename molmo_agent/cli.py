@@ -132,25 +132,25 @@ def check_bench(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "agent":
-        from .bench_agent import run_agent_bench
+        from .bench.agent import run_agent_bench
 
         results = run_agent_bench(
             steps=args.runs or 20, preset=args.preset, model=args.model, cpu_threads=args.cpu_threads
         )
     elif args.what == "gpu":
-        from .bench_gpu import run_gpu_bench
+        from .bench.gpu import run_gpu_bench
 
         results = run_gpu_bench(
             size=args.size, device=args.device, runs=args.runs or 3, budget_s=args.budget_s, out=args.out
         )
     elif args.what == "serve":
-        from .bench_serve import run_serve_bench
+        from .bench.serve import run_serve_bench
 
         results = run_serve_bench(
             runs=args.runs or 30, seconds=args.seconds, preset=args.preset, cpu_threads=args.cpu_threads or 1
         )
     else:
-        from .bench import run_point_bench
+        from .bench.point import run_point_bench
 
         results = run_point_bench(
             model=args.model,
@@ -347,7 +347,7 @@ def check_build_tiny(args: argparse.Namespace) -> None:
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from .training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     spec = replace(PRESETS[args.preset], seed=args.seed)
     out = build_tiny_molmo2(args.out, spec)
@@ -367,8 +367,10 @@ def check_finetune(args: argparse.Namespace) -> None:
     data = tuple(args.data or ["synthetic_gui:icon"])
     for spec in data:
         _check_data_source(spec)
+    make_objective = getattr(args, "make_objective", None)  # set by a recipe's own parser
     try:
         args.finetune_config = FinetuneConfig(**_finetune_settings(args, out, data))
+        args.objective = make_objective(args) if make_objective else None
     except FinetuneError as exc:
         raise UsageError(str(exc)) from exc
     checks.check_device(args.device, None)
@@ -404,12 +406,6 @@ def _finetune_settings(args: argparse.Namespace, out: Path, data: tuple[str, ...
         warmup_steps=args.warmup,
         decay_fraction=args.decay_fraction,
         weight_decay=args.weight_decay,
-        vision_lr_scale=args.vision_lr_scale,
-        attend_weight=args.attend_weight,
-        place_weight=args.place_weight,
-        place_code=args.place_code,
-        place_layer=args.place_layer,
-        attend_axis_heads=args.attend_axis_heads,
         lora_rank=args.lora_rank,
         device=args.device,
         bf16=False if args.no_bf16 else None,
@@ -417,7 +413,6 @@ def _finetune_settings(args: argparse.Namespace, out: Path, data: tuple[str, ...
         eval_seeds=args.eval_seeds,
         save_every=args.save_every,
         workers=args.workers,
-        reuse=args.reuse,
         seed=args.seed,
         time_budget_s=args.time_budget_min * 60 if args.time_budget_min else None,
         progress=not args.no_progress,
@@ -435,7 +430,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         set_cpu_threads(args.cpu_threads)
     try:
-        final = finetune(config)
+        final = finetune(config, args.objective)
     except KeyboardInterrupt:
         last = latest_checkpoint(config.out_dir) if config.out_dir.is_dir() else None
         where = (
@@ -508,10 +503,12 @@ USAGE_ERROR_NAMES = {"RunMismatchError", "DataError", "ConfigError"}
 """Raised by modules the CLI imports only when a verb needs them: matched by name to keep startup light."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns its exit status (0 ok, 1 failure, 2 usage, 130 interrupted)."""
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run one command; returns its exit status (0 ok, 1 failure, 2 usage, 130 interrupted). ``parser``:
+    another argument table whose namespaces name one of :data:`COMMANDS` (a training recipe's own entry,
+    ``molmo_agent.training.pointer_recipe``), run with the same checks, logging and exit codes."""
     try:
-        args = build_parser().parse_args(argv)
+        args = (parser or build_parser()).parse_args(argv)
     except SystemExit as exc:  # --help, --version and argparse's usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     logging.basicConfig(

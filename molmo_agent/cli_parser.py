@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 from . import __version__
-from .backends.tiny_molmo2 import PRESETS
 from .cli_checks import (
     DEVICE_HELP,
     DTYPE_NAMES,
@@ -25,6 +24,7 @@ from .cli_checks import (
     region,
     text,
 )
+from .training.tiny_molmo2 import PRESETS
 
 EXIT_CODES = "exit status: 0 ok, 1 failure, 2 usage error (the message says what to change), 130 interrupted"
 DESCRIPTION = "Molmo pointing and GUI actions: point, serve over gRPC, drive a desktop, evaluate, fine-tune."
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve(verb("serve", "serve the model over gRPC (molmo_agent.v1.MolmoAgent)"))
     _gui(verb("gui", "drive the desktop (or dry-run a screenshot) towards a goal"))
     _eval(verb("eval", "evaluate a model on a molmo_envs environment"))
-    _finetune(verb("finetune", "fine-tune a Molmo2 checkpoint on pointing/action data"))
+    add_finetune_arguments(verb("finetune", "fine-tune a Molmo2 checkpoint on pointing/action data"))
     _demo(verb("demo", "the default model driving SyntheticGui and TabletopPointing, offline"))
     tiny = verb("build-tiny", "write a tiny random Molmo2 checkpoint (tests, benchmarks)")
     tiny.add_argument("out", help="output folder")
@@ -280,7 +280,9 @@ def _eval(evaluate: argparse.ArgumentParser) -> None:
     _add_model_args(evaluate)
 
 
-def _finetune(ft: argparse.ArgumentParser) -> None:
+def add_finetune_arguments(ft: argparse.ArgumentParser) -> None:
+    """``finetune``'s options; public because the embedded default's recipe
+    (``python -m molmo_agent.training.pointer_recipe``) takes the same ones and adds its own."""
     ft.add_argument("--model", help="Molmo2 Hub id or local folder to start from")
     ft.add_argument(
         "--init-preset", choices=list(PRESETS), help="start from a fresh tiny Molmo2 of this preset"
@@ -303,42 +305,6 @@ def _finetune(ft: argparse.ArgumentParser) -> None:
         "--decay-fraction", type=above(0), default=1.0, help="share of the run the lr decays over (1: cosine)"
     )
     ft.add_argument("--weight-decay", type=at_least(0, float), default=0.0, help="AdamW weight decay")
-    ft.add_argument(
-        "--vision-lr-scale",
-        type=above(0),
-        default=1.0,
-        help="lr multiplier for the ViT and image adapter (e.g. 0.1 when training a tiny model from scratch)",
-    )
-    ft.add_argument(
-        "--attend-weight",
-        type=at_least(0, float),
-        default=0.0,
-        help="weight of a loss teaching attention at coordinate digits to look at the answer's point "
-        "(0: off)",
-    )
-    ft.add_argument(
-        "--place-weight",
-        type=at_least(0, float),
-        default=0.0,
-        help="weight of a loss making each whole-image token's features say where it is (0: off)",
-    )
-    ft.add_argument(
-        "--attend-axis-heads",
-        action="store_true",
-        help="with --attend-weight: head 0 looks at the point at x coordinates, head 1 at y",
-    )
-    ft.add_argument(
-        "--place-code",
-        default="sincos",
-        help="the code --place-weight teaches: sincos, or value (the output head's code; "
-        "pointer-numbers presets)",
-    )
-    ft.add_argument(
-        "--place-layer",
-        type=at_least(0),
-        default=0,
-        help="where --place-weight reads the tokens: 0 the image features, K >= 1 language-model layer K",
-    )
     ft.add_argument("--lora-rank", type=at_least(0), default=0, help="> 0: LoRA of this rank (large models)")
     ft.add_argument(
         "--device", type=device, default=None, help=f"{DEVICE_HELP} (default: cuda if available; bf16 there)"
@@ -350,9 +316,6 @@ def _finetune(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--eval-seeds", type=at_least(1), default=32, help="held-out screens per evaluation")
     ft.add_argument("--save-every", type=at_least(1), default=500, help="steps between checkpoints")
     ft.add_argument("--workers", type=at_least(0), default=0, help="data loader processes")
-    ft.add_argument(
-        "--reuse", type=at_least(1), default=1, help="train on each generated batch this many times"
-    )
     ft.add_argument("--seed", type=at_least(0), default=0, help="data and initialisation seed")
     ft.add_argument("--time-budget-min", type=above(0), default=None, help="stop (and anneal the lr) by then")
     ft.add_argument(

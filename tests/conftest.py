@@ -15,7 +15,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A freshly built tiny random Molmo2 checkpoint folder (the same files a Hub snapshot holds)."""
-    from molmo_agent.backends.tiny_molmo2 import build_tiny_molmo2
+    from molmo_agent.training.tiny_molmo2 import build_tiny_molmo2
 
     return build_tiny_molmo2(tmp_path_factory.mktemp("tiny-molmo2"))
 

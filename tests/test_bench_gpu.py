@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from molmo_agent.bench_gpu import (
+from molmo_agent.bench.gpu import (
     ANSWER_TOKENS,
     _component_params,
     _shape,
@@ -61,7 +61,7 @@ def test_8b_config_is_the_published_size_and_its_roofline_matches_the_issue():
     import torch
     from transformers import Molmo2ForConditionalGeneration
 
-    from molmo_agent.backends.tiny_molmo2 import _build_tokenizer
+    from molmo_agent.training.tiny_molmo2 import _build_tokenizer
 
     tokenizer, _ = _build_tokenizer()
     config = published_8b_config(tokenizer)

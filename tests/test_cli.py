@@ -83,8 +83,8 @@ def test_console_script_is_installed():
 
 
 def test_build_tiny_offers_every_preset_and_only_those():
-    from molmo_agent.backends.tiny_molmo2 import PRESETS
     from molmo_agent.cli import _build_parser
+    from molmo_agent.training.tiny_molmo2 import PRESETS
 
     parser = _build_parser()
     for preset in PRESETS:

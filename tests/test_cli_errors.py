@@ -92,10 +92,10 @@ CASES = [
         2,
         "unknown data source 'nope'",
     ),
-    (
+    (  # the embedded default's research knobs belong to its recipe's entry, not to finetune
         ["finetune", "--out", "run", "--init-preset", "tiny", "--attend-axis-heads"],
         2,
-        "needs attend_weight > 0",
+        "unrecognized arguments: --attend-axis-heads",
     ),
     (["finetune", "--out", "run", "--init-preset", "huge"], 2, "invalid choice: 'huge'"),
     (["finetune", "--out", "run", "--model", OFFLINE_HUB_ID], 2, f"`hf download {OFFLINE_HUB_ID}`"),
@@ -196,7 +196,7 @@ def test_ctrl_c_exits_130(workdir, capsys, monkeypatch):
 
 
 def test_ctrl_c_in_finetune_says_how_to_resume(workdir, capsys, monkeypatch):
-    def interrupted(config):
+    def interrupted(config, objective=None):
         if config.out_dir.name == "run":  # the first run got as far as one checkpoint
             checkpoint = Path(config.out_dir) / "checkpoint-20"
             checkpoint.mkdir(parents=True)

@@ -109,15 +109,15 @@ def fast_verbs(default_model, folder: Path):
         patch.setattr("molmo_agent.model.load_model", lambda *a, **k: default_model)
         patch.setattr("molmo_agent.agent.run_agent", lambda goal, *a, **k: RunResult(goal, "done", []))
         patch.setattr("molmo_agent.evaluation.run_eval", lambda *a, **k: {"headline": "", "settings": ""})
-        patch.setattr("molmo_agent.training.finetune", lambda config: config.out_dir / "final")
+        patch.setattr("molmo_agent.training.finetune", lambda config, objective: config.out_dir / "final")
         patch.setattr("molmo_agent.server.app.serve", serve)
         patch.setattr("molmo_agent.demo.run_demo", lambda **k: {"lines": []})
-        patch.setattr("molmo_agent.backends.tiny_molmo2.build_tiny_molmo2", built)
+        patch.setattr("molmo_agent.training.tiny_molmo2.build_tiny_molmo2", built)
         for module, name in (
-            ("bench", "run_point_bench"),
-            ("bench_agent", "run_agent_bench"),
-            ("bench_gpu", "run_gpu_bench"),
-            ("bench_serve", "run_serve_bench"),
+            ("bench.point", "run_point_bench"),
+            ("bench.agent", "run_agent_bench"),
+            ("bench.gpu", "run_gpu_bench"),
+            ("bench.serve", "run_serve_bench"),
         ):
             patch.setattr(f"molmo_agent.{module}.{name}", lambda **k: {"table": ""})
         yield

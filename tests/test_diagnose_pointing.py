@@ -41,7 +41,7 @@ def test_reading_compares_the_attended_place_with_the_models_own_coordinate(tmp_
     """With one token per coordinate the reading also reports the model's own coordinate's distance."""
     from dataclasses import replace
 
-    from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from molmo_agent.training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     diagnose = _module()
     folder = build_tiny_molmo2(tmp_path / "numbers", replace(PRESETS["tiny"], tokenizer="numbers"))

@@ -10,6 +10,7 @@ import torch
 import molmo_agent as ma
 from molmo_agent.cli import main
 from molmo_agent.training import FinetuneConfig, FinetuneError, finetune
+from molmo_agent.training.pointer_recipe import PointerObjective, PointerRecipe
 from molmo_agent.training.trainer import coordinate_digit_losses, latest_checkpoint, learning_rate
 
 
@@ -20,6 +21,11 @@ def _history(folder) -> list[dict]:
 def _short_single_shape_run(tiny_dir, out, **overrides) -> FinetuneConfig:
     """40 steps on single shapes, one checkpoint: long enough for an auxiliary loss to fall measurably."""
     return _config(tiny_dir, out, data=("shapes:max1",), steps=40, save_every=40, **overrides)
+
+
+def _recipe(**knobs) -> PointerObjective:
+    """The embedded default's recipe (molmo_agent/training/pointer_recipe.py) with these knobs."""
+    return PointerObjective(PointerRecipe(**knobs))
 
 
 def _config(tiny_dir, out, **overrides) -> FinetuneConfig:
@@ -135,7 +141,7 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tiny_dir, tmp_path):
 
 def test_vision_lr_scale_slows_only_the_image_pathway(tiny_dir, tmp_path):
     """The ViT and adapter train at ``lr * vision_lr_scale``; the language model at ``lr``."""
-    final = finetune(_config(tiny_dir, tmp_path, steps=3, save_every=3, vision_lr_scale=1e-6))
+    final = finetune(_config(tiny_dir, tmp_path, steps=3, save_every=3), _recipe(vision_lr_scale=1e-6))
     before, after = _weights(tiny_dir), _weights(final)
 
     def moved(part: str, inside: bool) -> float:
@@ -145,11 +151,15 @@ def test_vision_lr_scale_slows_only_the_image_pathway(tiny_dir, tmp_path):
 
     assert moved("vision_backbone", inside=True) < 1e-6 < 1e-4 < moved("vision_backbone", inside=False)
     # a resumed run uses its own scale, not the one saved with the optimizer state
-    final = finetune(_config(tiny_dir, tmp_path, steps=6, save_every=3, vision_lr_scale=1.0))
+    final = finetune(_config(tiny_dir, tmp_path, steps=6, save_every=3), _recipe(vision_lr_scale=1.0))
     before, after = after, _weights(final)
     assert moved("vision_backbone", inside=True) > 1e-4
+    meta = json.loads((final / "molmo_agent.json").read_text())
+    assert meta["recipe"]["name"] == "tiny-pointer" and meta["recipe"]["vision_lr_scale"] == 1.0
     with pytest.raises(FinetuneError, match="vision_lr_scale"):
-        _config(tiny_dir, tmp_path, vision_lr_scale=0)
+        PointerRecipe(vision_lr_scale=0)
+    with pytest.raises(FinetuneError, match="trained with recipe 'tiny-pointer'"):  # not by plain finetune
+        finetune(_config(tiny_dir, tmp_path, steps=9, save_every=3))
 
 
 def test_periodic_evaluation_runs_the_agent_path_on_held_out_seeds(tiny_dir, tmp_path):
@@ -199,8 +209,13 @@ def test_learning_rate_warms_up_holds_and_decays():
     assert learning_rate(budget, 10, elapsed_s=100) == pytest.approx(5e-5)
 
 
+def test_recipe_knobs_are_refused_up_front():
+    with pytest.raises(FinetuneError, match="reuse must be"):
+        PointerRecipe(reuse=0)
+
+
 def test_replay_trains_on_each_batch_reuse_times_from_recent_ones():
-    from molmo_agent.training.trainer import replayed
+    from molmo_agent.training.pointer_recipe import replayed
 
     pulled: list[int] = []
 
@@ -223,7 +238,6 @@ def test_replay_trains_on_each_batch_reuse_times_from_recent_ones():
     ("overrides", "message"),
     [
         ({"steps": 0}, "steps must be"),
-        ({"reuse": 0}, "reuse must be"),
         ({"decay_fraction": 0}, "decay_fraction"),
         ({"data": ("x",)}, "unknown"),
     ],
@@ -235,7 +249,7 @@ def test_bad_settings_are_refused_up_front(tiny_dir, tmp_path, overrides, messag
 
 def test_the_cli_trains_and_reports_where_the_checkpoint_is(tiny_dir, tmp_path, capsys):
     args = ["finetune", "--model", str(tiny_dir), "--out", str(tmp_path), "--steps", "2", "--batch-size", "2"]
-    code = main([*args, "--data", "tabletop:max1", "--eval-every", "0", "--reuse", "2", "--no-progress"])
+    code = main([*args, "--data", "tabletop:max1", "--eval-every", "0", "--no-progress"])
     assert code == 0
     assert str(tmp_path / "final") in capsys.readouterr().out
     assert main(["finetune", "--out", str(tmp_path / "b")]) == 2
@@ -277,7 +291,7 @@ def test_attention_targets_are_the_tokens_holding_the_answer_point(tiny_dir):
 
 def test_attention_loss_is_low_only_when_the_taught_head_looks_at_the_target():
     """Rows are the taught head's attention per layer; the first layer is left out."""
-    from molmo_agent.training.trainer import attention_loss
+    from molmo_agent.training.pointer_recipe import attention_loss
 
     length = 10
     query = torch.tensor([[8, -1]])
@@ -304,6 +318,7 @@ def test_taught_rows_are_the_eager_attention_of_the_taught_heads(tiny_dir, axis_
     """The rows recomputed beside SDPA are exactly what the eager kernel weighs (padded batch, grouped
     key heads), the model's output is unchanged, and the rows carry a gradient."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     from molmo_agent.training import attention_rows
     from molmo_agent.training.batches import TurnCollator
@@ -320,10 +335,14 @@ def test_taught_rows_are_the_eager_attention_of_the_taught_heads(tiny_dir, axis_
     eager = AutoModelForImageTextToText.from_pretrained(tiny_dir, attn_implementation="eager")
     expected = eager(**inputs, output_attentions=True)
     fast = AutoModelForImageTextToText.from_pretrained(tiny_dir, attn_implementation="sdpa")
-    taught = attention_rows.install(fast)
-    taught.arm(query, heads)
-    output = fast(**inputs)
-    rows = taught.disarm()
+    with attention_rows.taught_attention(fast) as taught:
+        taught.arm(query, heads)
+        output = fast(**inputs)
+        rows = taught.disarm()
+        fast(**inputs)  # disarmed: nothing recorded
+        assert taught.rows == []
+    assert fast.config.get_text_config()._attn_implementation == "sdpa"  # back to plain SDPA
+    assert attention_rows.TAUGHT_SDPA not in ALL_ATTENTION_FUNCTIONS  # and gone from transformers' table
 
     assert torch.allclose(output.logits, expected.logits, atol=1e-4)
     assert len(rows) == len(expected.attentions) and taught.query is None
@@ -334,22 +353,22 @@ def test_taught_rows_are_the_eager_attention_of_the_taught_heads(tiny_dir, axis_
         assert torch.allclose(layer_rows[valid], reference[valid], atol=1e-5)
     rows[-1][valid].sum().backward()
     assert fast.model.language_model.layers[-1].self_attn.q_proj.weight.grad is not None
-    fast(**inputs)  # disarmed: nothing recorded
-    assert taught.rows == []
 
 
 @pytest.mark.parametrize("axis_heads", [False, True])
 def test_attention_supervision_trains_the_routing(tiny_dir, tmp_path, axis_heads):
     """With --attend-weight the history logs the attention loss, and it falls as the taught head (head 0,
     or a head per axis) learns to look."""
-    finetune(_short_single_shape_run(tiny_dir, tmp_path, attend_weight=1.0, attend_axis_heads=axis_heads))
+    finetune(
+        _short_single_shape_run(tiny_dir, tmp_path), _recipe(attend_weight=1.0, attend_axis_heads=axis_heads)
+    )
     attend = [h["attend"] for h in _history(tmp_path) if "attend" in h]
     assert len(attend) == 4 and attend[-1] < 0.8 * attend[0], attend
     assert "eager" not in (tmp_path / "final" / "config.json").read_text()  # inference keeps its default
     with pytest.raises(FinetuneError, match="attend_weight"):
-        _config(tiny_dir, tmp_path, attend_weight=-1)
+        PointerRecipe(attend_weight=-1)
     with pytest.raises(FinetuneError, match="needs attend_weight > 0"):
-        _config(tiny_dir, tmp_path, attend_axis_heads=True)
+        PointerRecipe(attend_axis_heads=True)
 
 
 def test_place_targets_are_the_centres_of_the_whole_image_view_tokens(tiny_dir):
@@ -373,23 +392,9 @@ def test_place_targets_are_the_centres_of_the_whole_image_view_tokens(tiny_dir):
     assert float(below[1] - first[1]) == pytest.approx(1 / rows) and float(below[0]) == float(first[0])
     assert "place_target" not in TurnCollator(processor)([shapes_example(5, "molmo2")])
 
-    every = TurnCollator(processor, place_targets=True, place_every_view=True)(
-        [shapes_example(5, "molmo2", max_shapes=2)]
-    )["place_target"][0]
-    placed = (~every[:, 0].isnan()).nonzero().flatten().tolist()
-    assert placed == image_positions  # both views: the crops' tokens too
-    assert (
-        every[: image_positions[rows * cols]]
-        .nan_to_num(-1)
-        .equal(target[: image_positions[rows * cols]].nan_to_num(-1))
-    )
-    crops = every[image_positions[rows * cols :]]  # the high-resolution view covers the whole image too
-    assert crops[0].tolist() == pytest.approx([0.5 / crop_cols, 0.5 / crop_rows])
-    assert crops[-1].tolist() == pytest.approx([1 - 0.5 / crop_cols, 1 - 0.5 / crop_rows])
-
 
 def test_place_loss_is_low_only_when_the_features_carry_the_code():
-    from molmo_agent.training.trainer import place_code, place_loss, place_readout
+    from molmo_agent.training.pointer_recipe import place_code, place_loss, place_readout
 
     width, placed = 64, 30
     readout = place_readout(width)
@@ -416,28 +421,8 @@ def test_place_loss_is_low_only_when_the_features_carry_the_code():
 
 def test_place_supervision_trains_the_image_features(tiny_dir, tmp_path):
     """With --place-weight the history logs the place loss, and it falls as the features learn it."""
-    finetune(_short_single_shape_run(tiny_dir, tmp_path, place_weight=1.0))
+    finetune(_short_single_shape_run(tiny_dir, tmp_path), _recipe(place_weight=1.0))
     place = [h["place"] for h in _history(tmp_path) if "place" in h]
     assert len(place) == 4 and place[-1] < 0.8 * place[0], place
     with pytest.raises(FinetuneError, match="place_weight"):
-        _config(tiny_dir, tmp_path, place_weight=-1)
-
-
-def test_place_loss_at_a_language_model_layer_trains_every_image_token(tiny_dir, tmp_path):
-    """--place-layer K scores the output of layer K on both views' tokens; the loss falls there too, and
-    a layer the model does not have, or a layer without a place weight, is a clear error."""
-    from transformers import Molmo2ForConditionalGeneration
-
-    from molmo_agent.training.trainer import PlaceTap
-
-    finetune(_short_single_shape_run(tiny_dir, tmp_path, place_weight=1.0, place_layer=1))
-    place = [h["place"] for h in _history(tmp_path) if "place" in h]
-    assert len(place) == 4 and place[-1] < 0.8 * place[0], place
-    model = Molmo2ForConditionalGeneration.from_pretrained(tmp_path / "final")
-    layers = model.config.get_text_config().num_hidden_layers
-    with pytest.raises(FinetuneError, match=f"it has {layers}"):
-        PlaceTap(model, layers + 1)
-    with pytest.raises(FinetuneError, match="needs place_weight > 0"):
-        _config(tiny_dir, tmp_path, place_layer=1)
-    with pytest.raises(FinetuneError, match="place_layer must be >= 0"):
-        _config(tiny_dir, tmp_path, place_weight=1.0, place_layer=-1)
+        PointerRecipe(place_weight=-1)

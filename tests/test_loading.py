@@ -54,7 +54,7 @@ def test_unpooled_tiny_model_gives_every_patch_its_own_token(tmp_path):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from molmo_agent.backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from molmo_agent.training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     image = np.zeros((120, 200, 3), dtype=np.uint8)
     counts = {}

@@ -8,15 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from molmo_agent.backends.tiny_molmo2 import (
+from molmo_agent.training.answer_tokens import coordinate_digit_tokens
+from molmo_agent.training.examples import synthetic_gui_example
+from molmo_agent.training.tiny_molmo2 import (
     IMAGE_SPECIAL_TOKENS,
     PRESETS,
     TinyMolmo2Spec,
     _build_tokenizer,
     build_tiny_molmo2,
 )
-from molmo_agent.training.answer_tokens import coordinate_digit_tokens
-from molmo_agent.training.examples import synthetic_gui_example
 
 ANSWER = '<points coords="1 1 551 128">the teal hexagon icon</points>'
 
@@ -138,68 +138,3 @@ def test_a_learnt_vocabulary_model_trains_and_answers_through_the_library(tmp_pa
     model = ma.load_model(str(final), device="cpu")
     points = model.point(np.zeros((64, 96, 3), np.uint8), "the red square")
     assert isinstance(points, list)
-
-
-def test_value_place_readout_reads_the_output_heads_code(tmp_path):
-    """The ``value`` place code's x read-out is the subspace the coordinate tokens' output rows hold their
-    code in: a feature carrying the code of x along it scores the token for x (or a neighbour) highest.
-    A vocabulary without coordinate tokens is refused with a message that names the fix."""
-    import torch
-
-    from molmo_agent.backends.tiny_molmo2 import NUMBER_TOKENS, value_code
-    from molmo_agent.training.trainer import FinetuneError, _load_for_training, value_place_readout
-
-    spec = replace(PRESETS["tiny"], tokenizer="numbers")
-    cpu = torch.device("cpu")
-    model, processor, _ = _load_for_training(str(build_tiny_molmo2(tmp_path / "n", spec)), cpu)
-    readout = value_place_readout(model, processor.tokenizer, seed=3)
-    size = value_code(torch.zeros(1)).shape[1]
-    assert readout.shape == (2 * size, model.config.get_text_config().hidden_size)
-    assert torch.allclose(readout @ readout.T, torch.eye(2 * size), atol=1e-5)
-    ids = processor.tokenizer.convert_tokens_to_ids(list(NUMBER_TOKENS))
-    head = model.get_output_embeddings().weight.detach()[ids]
-    values = torch.tensor([37.0, 250.0, 512.0, 880.0])
-    x_scores = head @ (value_code(values) @ readout[:size]).T  # (1000 tokens, 4 values)
-    assert (x_scores.argmax(0).float() - values).abs().max() <= 2
-    y_scores = head @ (value_code(values) @ readout[size:]).T  # the y half is not the head's code
-    assert (y_scores.argmax(0).float() - values).abs().min() > 2
-    assert torch.equal(value_place_readout(model, processor.tokenizer, seed=3), readout)
-
-    words_dir = build_tiny_molmo2(tmp_path / "w", replace(PRESETS["tiny"], tokenizer="words"))
-    words, words_processor, _ = _load_for_training(str(words_dir), cpu)
-    with pytest.raises(FinetuneError, match="one token per coordinate"):
-        value_place_readout(words, words_processor.tokenizer)
-
-
-def test_value_place_code_trains_and_resumes_with_the_same_readout(tmp_path):
-    """``place_code='value'`` logs the place loss, keeps its read-out in the run folder, and a resumed run
-    (more steps) scores that saved read-out rather than one derived from the trained head."""
-    import json
-
-    import torch
-    from safetensors.torch import load_file
-
-    from molmo_agent.training import FinetuneConfig, FinetuneError, finetune
-    from molmo_agent.training.trainer import PLACE_READOUT_FILE
-
-    init = build_tiny_molmo2(tmp_path / "init", replace(PRESETS["tiny"], tokenizer="numbers"))
-    settings = dict(
-        model=str(init),
-        out_dir=tmp_path / "run",
-        data=("shapes:max1",),
-        batch_size=2,
-        warmup_steps=1,
-        eval_every=0,
-        save_every=3,
-        place_weight=1.0,
-        place_code="value",
-        progress=False,
-    )
-    finetune(FinetuneConfig(steps=3, **settings))
-    saved = load_file(tmp_path / "run" / PLACE_READOUT_FILE)["readout"]
-    finetune(FinetuneConfig(steps=6, **settings))
-    assert torch.equal(load_file(tmp_path / "run" / PLACE_READOUT_FILE)["readout"], saved)
-    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-    assert history[-1]["step"] == 6 and any("place" in record for record in history)
-    with pytest.raises(FinetuneError, match="place_code must be one of"):
-        FinetuneConfig(steps=3, **{**settings, "place_code": "polar"})

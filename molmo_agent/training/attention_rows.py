@@ -1,23 +1,26 @@
 """The attention of a few taught positions, computed beside the fused attention kernel.
 
-Why: the attention loss (``finetune --attend-weight``) needs, at each position that writes a coordinate,
-the attention probabilities of one head over the sequence. Asking the model for them
-(``output_attentions=True``) forces the eager kernel, which materialises every layer's full
-(batch, heads, length, length) probabilities and their gradients: on a CPU that was ~60% of a training
-step's time, for a loss that reads a handful of rows. Here the model keeps SDPA for its own output, and
-the rows the loss needs are recomputed from the same queries and keys (same scaling, same mask), with
-their gradient. Training only: transformers does not write the attention implementation into a saved
+Why: the attention loss of the embedded default's recipe (``pointer_recipe --attend-weight``) needs, at
+each position that writes a coordinate, the attention probabilities of one head over the sequence. Asking
+the model for them (``output_attentions=True``) forces the eager kernel, which materialises every layer's
+full (batch, heads, length, length) probabilities and their gradients: on a CPU that was ~60% of a training
+step's time, for a loss that reads a handful of rows. Here the model keeps SDPA for its own output, and the
+rows the loss needs are recomputed from the same queries and keys (same scaling, same mask), with their
+gradient. Training only: transformers does not write the attention implementation into a saved
 config, so a checkpoint never names this function.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 TAUGHT_SDPA = "molmo_agent_taught_sdpa"
-"""Name under which the attention function is registered with transformers' attention interfaces."""
+"""Name of the attention function in transformers' attention tables, only while :func:`taught_attention`
+is active."""
 
 
 @dataclass
@@ -78,19 +81,14 @@ def _taught_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
     return output, None
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
+@contextmanager
+def taught_attention(model) -> Iterator[TaughtRows]:
+    """Within the context, ``model``'s language model runs SDPA with taught rows; yields the recorder to
+    arm per batch. On exit the model is back on plain SDPA and the function is gone from transformers'
+    attention tables, so no other model in the process can run it, even by naming it."""
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    AttentionInterface.register(TAUGHT_SDPA, _taught_sdpa)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(TAUGHT_SDPA, sdpa_mask)
-
-
-def install(model) -> TaughtRows:
-    """Switch ``model``'s language model to SDPA with taught rows; returns the recorder to arm per batch."""
-    _register()
-    model.set_attn_implementation({"text_config": TAUGHT_SDPA})
-    recorder = TaughtRows()
     attention_modules = [
         module
         for name, module in model.named_modules()
@@ -98,6 +96,20 @@ def install(model) -> TaughtRows:
     ]
     if not attention_modules:
         raise ValueError("no language-model attention layers found to record taught attention rows from")
-    for module in attention_modules:
-        module._molmo_agent_taught_rows = recorder
-    return recorder
+    recorder = TaughtRows()
+    # Registered class-wide (transformers builds a mask only for names in the global table), for the
+    # context's length only: both entries are removed again on exit.
+    ALL_ATTENTION_FUNCTIONS.register(TAUGHT_SDPA, _taught_sdpa)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(TAUGHT_SDPA, sdpa_mask)
+    try:
+        model.set_attn_implementation({"text_config": TAUGHT_SDPA})
+        for module in attention_modules:
+            module._molmo_agent_taught_rows = recorder
+        yield recorder
+    finally:
+        for module in attention_modules:
+            module.__dict__.pop("_molmo_agent_taught_rows", None)
+        if model.config.get_text_config()._attn_implementation == TAUGHT_SDPA:
+            model.set_attn_implementation({"text_config": "sdpa"})
+        ALL_ATTENTION_FUNCTIONS._global_mapping.pop(TAUGHT_SDPA, None)
+        ALL_MASK_ATTENTION_FUNCTIONS._global_mapping.pop(TAUGHT_SDPA, None)

@@ -182,14 +182,17 @@ def chw_pixels(example: Example) -> torch.Tensor:
 
 
 class TurnCollator:
-    """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only."""
+    """Examples -> the processor's tensors plus ``labels`` that are set on answer tokens only.
+
+    ``attention_targets`` and ``place_targets`` add the targets of the auxiliary losses of the recipe that
+    trained the embedded default (:mod:`molmo_agent.training.pointer_recipe`); plain fine-tuning has none.
+    """
 
     def __init__(
         self,
         processor,
         attention_targets: bool = False,
         place_targets: bool = False,
-        place_every_view: bool = False,
     ) -> None:
         self.processor = processor
         tokenizer = processor.tokenizer
@@ -198,7 +201,6 @@ class TurnCollator:
         self.tokenizer = tokenizer
         self.attention_targets = attention_targets
         self.place_targets = place_targets
-        self.place_every_view = place_every_view
         self.image_patch_id = vocab.get(IMAGE_PATCH_TOKEN)
         if (attention_targets or place_targets) and self.image_patch_id is None:
             raise DataError(
@@ -251,17 +253,16 @@ class TurnCollator:
 
     def _place_targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``place_target`` (B, L, 2): the (x, y) centre, in fractions of the image, of every token of the
-        low-resolution whole-image view (and, with ``place_every_view``, of the high-resolution view too);
-        NaN elsewhere. By default only the whole-image view: each high-resolution crop goes through the ViT
-        on its own, with the same position embeddings, so which crop a token came from is not in its
-        image features; only the language model, which sees the crops in sequence, can work it out."""
+        low-resolution whole-image view; NaN elsewhere. Only the whole-image view: each high-resolution
+        crop goes through the ViT on its own, with the same position embeddings, so which crop a token came
+        from is not in its image features; only the language model, which sees the crops in sequence, can
+        work it out."""
         target = torch.full((*batch["input_ids"].shape, 2), float("nan"))
         for row in range(batch["input_ids"].shape[0]):
             image_positions, cells = self._image_layout(batch, row)
             if not image_positions:
                 continue
-            views = cells if self.place_every_view else cells[:1]
-            centres = [centre for rows, cols in views for centre in cell_centres(rows, cols)]
+            centres = cell_centres(*cells[0])
             target[row, image_positions[: len(centres)]] = torch.tensor(centres)
         return target
 

@@ -27,12 +27,12 @@ def _serve_forever(model_dir: str, max_batch_size: int, cpu_threads: int, port_q
     """Child process: a server with the scripted tiny model until ``stop_event`` is set."""
     import logging
 
-    from .backends.registry import resolve
-    from .backends.scripted import ScriptedMolmo2Backend
-    from .backends.torch_setup import set_cpu_threads
-    from .model import MolmoModel
-    from .server.app import BackgroundServer
-    from .server.config import ServerConfig
+    from ..backends.registry import resolve
+    from ..backends.scripted import ScriptedMolmo2Backend
+    from ..backends.torch_setup import set_cpu_threads
+    from ..model import MolmoModel
+    from ..server.app import BackgroundServer
+    from ..server.config import ServerConfig
 
     logging.disable(logging.INFO)
     set_cpu_threads(cpu_threads)
@@ -77,9 +77,9 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 def _inputs() -> dict[str, tuple]:
     """Name -> (client input, bgr flag) for the two measured inputs, as a caller would hold them."""
-    from .bench import synthetic_screenshot
-    from .images import load_image
-    from .wire import image_to_proto
+    from ..images import load_image
+    from ..wire import image_to_proto
+    from .point import synthetic_screenshot
 
     jpeg = image_to_proto(load_image(synthetic_screenshot((640, 480))), encoding="jpeg").encoded
     frame = np.asarray(load_image(synthetic_screenshot((1280, 720))))[..., ::-1].copy()
@@ -88,10 +88,10 @@ def _inputs() -> dict[str, tuple]:
 
 def _overhead(model_dir: str, target: str, runs: int) -> dict[str, dict]:
     """Interleaved: the same input through the Python client and through ``model.point`` in this process."""
-    from .backends.registry import resolve
-    from .backends.scripted import ScriptedMolmo2Backend
-    from .client import Client
-    from .model import MolmoModel
+    from ..backends.registry import resolve
+    from ..backends.scripted import ScriptedMolmo2Backend
+    from ..client import Client
+    from ..model import MolmoModel
 
     backend = ScriptedMolmo2Backend(resolve(model_dir))
     backend.script = lambda request: FORCED_ANSWER
@@ -123,7 +123,7 @@ def _overhead(model_dir: str, target: str, runs: int) -> dict[str, dict]:
 
 def _throughput(target: str, clients: int, seconds: float) -> float:
     """Requests per second with ``clients`` threads each sending its next request as soon as one returns."""
-    from .client import Client
+    from ..client import Client
 
     jpeg = _inputs()["640x480 JPEG"][0]
     done = [0] * clients
@@ -148,8 +148,8 @@ def _throughput(target: str, clients: int, seconds: float) -> float:
 
 def run_serve_bench(runs: int = 30, seconds: float = 6.0, preset: str = "tiny", cpu_threads: int = 1) -> dict:
     """Both sides use ``cpu_threads`` torch threads (1 is the faster setting for the tiny model here)."""
-    from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
-    from .backends.torch_setup import set_cpu_threads
+    from ..backends.torch_setup import set_cpu_threads
+    from ..training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     set_cpu_threads(cpu_threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,12 +13,12 @@ import tempfile
 
 from PIL import Image
 
-from .agent import AgentConfig, DryRunExecutor, PointPolicy, run_agent
-from .backends.registry import resolve
-from .backends.scripted import ScriptedMolmo2Backend
-from .bench import synthetic_screenshot
-from .images import load_image
-from .model import MolmoModel
+from ..agent import AgentConfig, DryRunExecutor, PointPolicy, run_agent
+from ..backends.registry import resolve
+from ..backends.scripted import ScriptedMolmo2Backend
+from ..images import load_image
+from ..model import MolmoModel
+from .point import synthetic_screenshot
 
 STAGES = ("capture_ms", "preprocess_ms", "model_ms", "parse_ms", "execute_ms")
 FORCED_ANSWER = '<points coords="1 1 412 655">Save button</points>'
@@ -26,7 +26,7 @@ FORCED_ANSWER = '<points coords="1 1 412 655">Save button</points>'
 
 def _screen(use_display: bool):
     if use_display:
-        from .agent.executors.desktop import DesktopConfig, DesktopExecutor
+        from ..agent.executors.desktop import DesktopConfig, DesktopExecutor
 
         return DesktopExecutor(DesktopConfig(settle_s=0.0)), "desktop capture (mss)"
     frames = [load_image(synthetic_screenshot()), Image.new("RGB", (1280, 720), (236, 239, 244))]
@@ -37,10 +37,10 @@ def _screen(use_display: bool):
 def run_agent_bench(
     steps: int = 20, preset: str = "tiny", model: str | None = None, cpu_threads: int | None = None
 ) -> dict:
-    from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from ..training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     if cpu_threads is not None:
-        from .backends.torch_setup import set_cpu_threads
+        from ..backends.torch_setup import set_cpu_threads
 
         set_cpu_threads(cpu_threads)
     use_display = bool(os.environ.get("DISPLAY"))

@@ -18,10 +18,10 @@ from dataclasses import replace
 
 from PIL import Image, ImageDraw
 
-from .backends.base import Request
-from .backends.registry import resolve
-from .backends.scripted import ScriptedMolmo2Backend
-from .model import POINT_OPTIONS, MolmoModel
+from ..backends.base import Request
+from ..backends.registry import resolve
+from ..backends.scripted import ScriptedMolmo2Backend
+from ..model import POINT_OPTIONS, MolmoModel
 
 SCREEN_SIZE = (1280, 720)
 FORCED_ANSWER = '<points coords="1 1 412 655">Save button</points>'
@@ -60,7 +60,7 @@ def run_point_bench(
 ) -> dict:
     """Measure one 1280x720 point query end to end; returns numbers and a printable table."""
     if cpu_threads is not None:
-        from .backends.torch_setup import set_cpu_threads
+        from ..backends.torch_setup import set_cpu_threads
 
         set_cpu_threads(cpu_threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +109,7 @@ def run_point_bench(
 
 
 def _build_preset(preset: str, folder: str) -> str:
-    from .backends.tiny_molmo2 import PRESETS, build_tiny_molmo2
+    from ..training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
     return str(build_tiny_molmo2(f"{folder}/{preset}", PRESETS[preset]))
 
@@ -119,7 +119,7 @@ def _fixed_budget_run(
 ) -> dict:
     """The same request decoded to a fixed budget with no early stop (what a 64-token cap costs), or
     with ``stop_at_answer`` to the closing tag (what stopping before the echoed label saves)."""
-    from .images import load_image
+    from ..images import load_image
 
     options = replace(
         POINT_OPTIONS, max_new_tokens=budget, stop_at_answer=stop_at_answer, stop_at_coords=False

@@ -200,7 +200,7 @@ def _word_backend(vocab_size: int):
     are learnt or applied, so no merge can join them: coordinates stay one token per digit."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from ..training.examples import supervision_texts
+    from .examples import supervision_texts
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.Sequence(

@@ -76,7 +76,7 @@ SIZES = {
 
 def _specs(size: str):
     """(TinyMolmo2Spec for the image processor and small configs, whether the text/ViT shape is 8B)."""
-    from .backends.tiny_molmo2 import PRESETS
+    from ..training.tiny_molmo2 import PRESETS
 
     published_images = {"crop_size": 378, "max_crops": 8, "overlap_margins": (4, 4)}
     if size == "8b":
@@ -98,7 +98,7 @@ def published_8b_config(tokenizer, vocab_size: int = 151936):
     """
     from transformers import Molmo2Config
 
-    from .backends.tiny_molmo2 import image_token_settings, with_text_token_ids
+    from ..training.tiny_molmo2 import image_token_settings, with_text_token_ids
 
     config = Molmo2Config(
         adapter_config={"text_hidden_size": 4096, "intermediate_size": 12288},
@@ -119,8 +119,8 @@ def build_random_checkpoint(size: str, out_dir: str | Path, device: str, dtype: 
     import torch
     from transformers import GenerationConfig, Molmo2ForConditionalGeneration
 
-    from .backends.tiny_molmo2 import _build_config, _build_processor, _build_tokenizer
-    from .backends.torch_setup import choose_dtype
+    from ..backends.torch_setup import choose_dtype
+    from ..training.tiny_molmo2 import _build_config, _build_processor, _build_tokenizer
 
     started = time.perf_counter()
     spec, is_8b = _specs(size)
@@ -201,7 +201,7 @@ def _median(samples: list[float]) -> float:
 
 
 def load_model_accepts(name: str) -> bool:
-    from .model import load_model
+    from ..model import load_model
 
     return name in inspect.signature(load_model).parameters
 
@@ -211,7 +211,7 @@ def _force(backend, tokens: int, end: bool) -> None:
 
     The same instrument as ``ScriptedMolmo2Backend``, attached to a backend that ``load_model`` made.
     """
-    from .backends.scripted import ForcedAnswerProcessor
+    from ..backends.scripted import ForcedAnswerProcessor
 
     ids = backend.tokenizer.encode(FORCED_ANSWER, add_special_tokens=False)
     answer = (ids * (tokens // len(ids) + 1))[:tokens]
@@ -223,7 +223,7 @@ def _force(backend, tokens: int, end: bool) -> None:
 
 def _warm(backend, batch: int) -> float | None:
     """The backend's own warm-up (compiling for this shape), as a server would run it at start."""
-    from .backends.base import GenerationOptions
+    from ..backends.base import GenerationOptions
 
     warmup = getattr(backend, "warmup", None)
     if warmup is None:
@@ -233,8 +233,8 @@ def _warm(backend, batch: int) -> float | None:
 
 
 def _request(index: int):
-    from .backends.base import Request
-    from .prompts import point_prompt
+    from ..backends.base import Request
+    from ..prompts import point_prompt
 
     return Request((screen(index),), point_prompt(QUERY, "molmo2"))
 
@@ -244,7 +244,7 @@ def _request(index: int):
 
 def _time_queries(backend, device, runs: int, batch: int, tokens: int, warmups: int = 1) -> dict:
     """Median wall time of ``backend.generate`` over distinct images, the answer forced to ``tokens``+end."""
-    from .backends.base import GenerationOptions
+    from ..backends.base import GenerationOptions
 
     options = GenerationOptions(max_new_tokens=tokens + 1, stop_at_answer=False)
     samples, generated, texts = [], [], []
@@ -302,7 +302,7 @@ def _recipe(backend, device, runs: int, full_budget_runs: int) -> dict:
     import torch
     from transformers import LogitsProcessorList
 
-    from .backends.scripted import ForcedAnswerProcessor
+    from ..backends.scripted import ForcedAnswerProcessor
 
     model = backend.model.float()
     backend.dtype = torch.float32
@@ -453,8 +453,8 @@ def run_gpu_bench(
     import torch
     import transformers
 
-    from .backends.torch_setup import choose_device
-    from .model import load_model
+    from ..backends.torch_setup import choose_device
+    from ..model import load_model
 
     started = time.perf_counter()
     target = choose_device(device)
