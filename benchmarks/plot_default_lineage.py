@@ -3,22 +3,26 @@
     python benchmarks/plot_default_lineage.py [--out docs/training/default_model_curve.png]
 
 The model was trained in stages, one per session (``benchmarks/train_default_cpu.sh`` replays them), and
-each stage's ``history.jsonl`` counts its steps from 1. This joins the kept histories in
-``docs/training/`` on one step axis and marks, at each stage's end, the held-out success measured with
-``benchmarks/eval_default_model.py`` (64 or 200 seeds; the in-run 24-seed checks are left out, being too
-noisy to read at 80-90%). Drawn by the same ``plot_history`` as every run's own curve.
+each stage's ``history.jsonl`` counts its steps from 1. This joins the kept histories (in the archive
+``docs/training/runs.tar.gz``, as ``runs/NAME_history.jsonl``) on one step axis and marks, at each
+stage's end, the held-out success measured with ``benchmarks/eval_default_model.py`` (64 or 200 seeds;
+the in-run 24-seed checks are left out, being too noisy to read at 80-90%). Drawn by the same
+``plot_history`` as every run's own curve.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from molmo_agent.training.curve import plot_history
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "training"
+ARCHIVE = DOCS / "runs.tar.gz"
+"""Every training run's history, log and curve, and the run-by-run journal (``runs/journal.md``)."""
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,22 @@ LINEAGE = (
 )
 
 
+def read_history(name: str, archive: Path = ARCHIVE) -> list[dict]:
+    """The records of run ``name`` from the archive."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile(f"runs/{name}_history.jsonl")
+        if member is None:
+            raise FileNotFoundError(f"runs/{name}_history.jsonl is not a file in {archive}")
+        lines = member.read().decode().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def lineage_history(stages: tuple[Stage, ...] = LINEAGE) -> list[dict]:
     """The stages' records on one step axis, each stage's own eval replaced by its held-out result."""
     joined: list[dict] = []
     offset = 0
     for stage in stages:
-        path = DOCS / f"{stage.history}_history.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = read_history(stage.history)
         for record in records:
             if "step" not in record or record["step"] > stage.steps:
                 continue
