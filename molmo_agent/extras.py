@@ -25,6 +25,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "einops": "v1",
     "android_env": "android",
     "grpc_reflection": "serve",
+    "torchao": "quantize",
 }
 """Top-level module -> the extra that installs it."""
 

@@ -394,6 +394,22 @@ def _broadcast(value: T | Sequence[T] | None, n: int, name: str) -> list[T | Non
     return values
 
 
+REMOTE_FAMILIES = ("remote", "openai")
+
+
+def checked_quantize(quantize: str, family: str, model_id: str) -> str | None:
+    """``quantize`` normalised, refused for models whose weights live in another process."""
+    from .backends.quantize import check_quantize
+
+    kind = check_quantize(quantize)
+    if kind is not None and family in REMOTE_FAMILIES:
+        raise ValueError(
+            f"quantize={kind!r} cannot apply to {model_id!r}: its weights are held by the server or engine "
+            "behind the URL; quantize there (molmo-agent serve --quantize, or the engine's own option)"
+        )
+    return kind
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | None = None,
@@ -402,6 +418,7 @@ def load_model(
     limits: ImageLimits | None = None,
     cpu_threads: int | None = None,
     optimize: bool = False,
+    quantize: str | None = None,
 ) -> MolmoModel:
     """Load a Molmo by Hub id or local folder; ``None`` loads the embedded default model.
 
@@ -409,10 +426,16 @@ def load_model(
     ``optimize`` selects the fast path of Molmo2 (SDPA, static KV cache, compiled decode step, vision
     features reused for repeated frames; same greedy outputs); call ``model.warmup()`` before timing it,
     as the first query per shape compiles. Other backends ignore it (logged).
+    ``quantize`` (``"int8"``, ``"int4"``) stores the linear weights in 8 or 4 bits through torchao (the
+    ``quantize`` extra): at batch 1 decoding reads every weight once per token, so fewer bytes are the
+    speed-up on a small GPU, and they let large checkpoints fit one. int8 runs on CPU and CUDA, int4 on
+    CUDA only. Not for ``grpc://`` / ``openai://`` models: their server or engine holds the weights.
 
     Raises:
         ModelNotFoundError: the weights are not on this machine (the message says how to provide them).
         ModelLoadError: the files are there but cannot be loaded by this environment.
+        ValueError: an unknown ``quantize``, int4 where it cannot run, or quantize for a remote model.
+        MissingExtraError: ``quantize`` without torchao installed (``molmo-agent[quantize]``).
     """
     from .backends.registry import backend_class, resolve
 
@@ -427,5 +450,7 @@ def load_model(
         extra["optimize"] = True
     elif optimize:
         logging.getLogger(__name__).warning("optimize=True has no effect on %s models", resolved.family)
+    if quantize is not None:
+        extra["quantize"] = checked_quantize(quantize, resolved.family, resolved.model_id)
     backend = cls(resolved, device=device, dtype=dtype, **extra)
     return MolmoModel(backend, limits=limits)

@@ -29,6 +29,9 @@ class ModelInfo:
     num_parameters: int
     source: str
     """The local folder the weights were read from."""
+    quantize: str | None = None
+    """``"int8"`` / ``"int4"`` when the linear weights were quantized after loading (``dtype`` is then the
+    activations' and the remaining weights'), ``None`` for full-precision weights."""
 
 
 MIN_TEMPERATURE = 0.01

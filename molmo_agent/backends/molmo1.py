@@ -21,6 +21,7 @@ import torch
 
 from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
+from .quantize import check_quantize, quantization_config, quantize_model
 from .registry import ResolvedModel, missing_weights_message
 from .stopping import AnswerCompleteCriteria
 from .token_tools import TokenizerText
@@ -66,13 +67,26 @@ def raised_in_remote_code(exc: BaseException) -> bool:
 
 
 class Molmo1Backend(Backend):
-    """A Molmo v1 checkpoint via ``trust_remote_code``; answers one request at a time."""
+    """A Molmo v1 checkpoint via ``trust_remote_code``; answers one request at a time.
 
-    def __init__(self, resolved: ResolvedModel, device: str | None = None, dtype: str | None = None) -> None:
+    ``quantize`` (``"int8"``/``"int4"``) quantizes the linear weights after loading, as for Molmo2
+    (``quantize`` module); untested offline like the rest of this backend.
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        device: str | None = None,
+        dtype: str | None = None,
+        *,
+        quantize: str | None = None,
+    ) -> None:
         from transformers import AutoModelForCausalLM, AutoProcessor
 
         self.device, placement = choose_placement(device)  # placement: a device map (device='auto')
         self.dtype = choose_dtype(dtype, self.device)
+        self.quantize = check_quantize(quantize)
+        quant_config = quantization_config(self.quantize, self.device, self.dtype)  # fails before loading
         self._lock = threading.Lock()  # one model call at a time when several threads share the model
         try:
             self.processor = AutoProcessor.from_pretrained(resolved.location, trust_remote_code=True)
@@ -90,6 +104,8 @@ class Molmo1Backend(Backend):
             raise ModelLoadError(self._incompatible(exc)) from exc
         if patch_extract_past(type(self.model)):
             logger.info("patched Molmo v1 remote code for transformers >= 4.49 (outputs.past_key_values)")
+        if quant_config is not None:
+            quantize_model(self.model, quant_config, None if placement else self.device)
         if not placement:  # a device-mapped model is already on its GPUs
             self.model.to(self.device)
         self.model.eval()
@@ -101,6 +117,7 @@ class Molmo1Backend(Backend):
             dtype=dtype_name(self.dtype),
             num_parameters=sum(p.numel() for p in self.model.parameters()),
             source=resolved.location,
+            quantize=self.quantize,
         )
 
     @staticmethod

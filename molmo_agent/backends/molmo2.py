@@ -22,6 +22,7 @@ import torch
 from ..errors import ModelLoadError, ModelNotFoundError
 from .base import Backend, Generation, GenerationOptions, ModelInfo, Request
 from .fast_decode import FastDecodeConfig, FastDecoder
+from .quantize import check_quantize, quantization_config, quantize_model
 from .registry import ResolvedModel, missing_weights_message
 from .stopping import AnswerCompleteCriteria, MaxNewTokensCriteria
 from .token_tools import TokenizerText
@@ -46,6 +47,8 @@ class Molmo2Backend(Backend):
             :meth:`warmup` before timing-sensitive work, since the first call per shape bucket compiles.
         vision_cache_size: images whose vision features are kept (``None``: 8 when optimising, else 0).
         fast_decode: details of the optimised decode (compile on/off, mode, bucket); ``None``: defaults.
+        quantize: ``"int8"`` or ``"int4"`` weight-only quantization of the linear layers (``quantize``
+            module); ``None`` keeps the weights in ``dtype``.
     """
 
     def __init__(
@@ -57,12 +60,15 @@ class Molmo2Backend(Backend):
         optimize: bool = False,
         vision_cache_size: int | None = None,
         fast_decode: FastDecodeConfig | None = None,
+        quantize: str | None = None,
     ) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device, placement = choose_placement(device)  # placement: a device map (device='auto')
         self.dtype = choose_dtype(dtype, self.device)
         self.optimize = optimize
+        self.quantize = check_quantize(quantize)
+        quant_config = quantization_config(self.quantize, self.device, self.dtype)  # fails before loading
         self._lock = threading.Lock()  # one model call at a time when several threads share the model
         load_kwargs = {"attn_implementation": "sdpa"} if optimize else {}
         try:
@@ -76,6 +82,8 @@ class Molmo2Backend(Backend):
             raise ModelNotFoundError(missing_weights_message(resolved.model_id)) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{resolved.model_id!r} is not a loadable Molmo2 checkpoint: {exc}") from exc
+        if quant_config is not None:
+            quantize_model(self.model, quant_config, None if placement else self.device)
         if not placement:  # a device-mapped model is already on its GPUs
             self.model.to(self.device)
         self.model.eval()
@@ -92,8 +100,14 @@ class Molmo2Backend(Backend):
             dtype=dtype_name(self.dtype),
             num_parameters=sum(p.numel() for p in self.model.parameters()),
             source=resolved.location,
+            quantize=self.quantize,
         )
-        logger.info("loaded %s on %s (%s)", resolved.model_id, self.device, self.info.dtype)
+        logger.info(
+            "loaded %s on %s (%s%s)", resolved.model_id, self.device, self.info.dtype, self._quantize_note()
+        )
+
+    def _quantize_note(self) -> str:
+        return f", {self.quantize} weights" if self.quantize else ""
 
     def prompt_text(self, request: Request) -> str:
         """The exact text the model sees before tokenisation (chat template applied)."""

@@ -63,6 +63,8 @@ def model_identity(model: MolmoModel, *, hash_weights: bool = True) -> dict[str,
         served = getattr(model.backend, "model_name", info.model_id)
         return {"id": info.model_id, "address": address, "served_model_id": served}
     identity: dict[str, Any] = {"id": info.model_id}
+    if getattr(info, "quantize", None):  # same weights file, other numbers: an int8 run is another run
+        identity["quantize"] = info.quantize
     folder = Path(info.source)
     if hash_weights and folder.is_dir():
         identity["weights_sha256"] = weights_sha256(folder)
