@@ -37,6 +37,7 @@ def _check_model_args(args: argparse.Namespace) -> None:
     remote = str(args.model or "").startswith(("grpc", "openai"))
     if not remote:
         checks.check_device(args.device, getattr(args, "dtype", None))
+    checks.check_quantize(args.quantize, args.model, args.device, getattr(args, "dtype", None))
     checks.check_model(args.model)
 
 
@@ -54,7 +55,13 @@ def cmd_point(args: argparse.Namespace) -> int:
     from .model import load_model
 
     image_path = _image_argument(args.image)
-    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+    model = load_model(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        cpu_threads=args.cpu_threads,
+        quantize=args.quantize,
+    )
     image = load_image(image_path)
     result = model.point_detailed(image, args.query, all_occurrences=args.all)
     if args.out:
@@ -135,13 +142,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench.agent import run_agent_bench
 
         results = run_agent_bench(
-            steps=args.runs or 20, preset=args.preset, model=args.model, cpu_threads=args.cpu_threads
+            steps=args.runs or 20,
+            preset=args.preset,
+            model=args.model,
+            cpu_threads=args.cpu_threads,
+            quantize=args.quantize,
         )
     elif args.what == "gpu":
         from .bench.gpu import run_gpu_bench
 
         results = run_gpu_bench(
-            size=args.size, device=args.device, runs=args.runs or 3, budget_s=args.budget_s, out=args.out
+            size=args.size,
+            device=args.device,
+            runs=args.runs or 3,
+            budget_s=args.budget_s,
+            out=args.out,
         )
     elif args.what == "serve":
         from .bench.serve import run_serve_bench
@@ -160,6 +175,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             cpu_threads=args.cpu_threads,
+            quantize=args.quantize,
         )
     print(json.dumps(results, indent=2) if args.json else results["table"])
     if args.out:
@@ -188,6 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             cpu_threads=args.cpu_threads,
+            quantize=args.quantize,
             max_batch_size=args.max_batch_size,
             max_batch_wait_ms=args.max_batch_wait_ms,
             max_queue=args.max_queue,
@@ -240,7 +257,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
         executor = ConfirmingExecutor(executor)
     folder = Path(args.record or Path("molmo-agent-runs") / _time.strftime("%Y%m%d-%H%M%S"))
     with executor:
-        model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+        model = load_model(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            cpu_threads=args.cpu_threads,
+            quantize=args.quantize,
+        )
         policy = (ActionPolicy if args.policy == "action" else PointPolicy)(model, steps=args.step or None)
         with TrajectoryRecorder(folder, goal=args.goal) as recorder:
             result = run_agent(args.goal, policy, executor, config, callbacks=[recorder, _print_step])
@@ -326,7 +349,13 @@ def _eval(args: argparse.Namespace) -> int:
     from .model import load_model
 
     config = args.eval_config
-    model = load_model(args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads)
+    model = load_model(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        cpu_threads=args.cpu_threads,
+        quantize=args.quantize,
+    )
     summary = run_eval(config, model, progress=not args.no_progress, force=args.force)
     print(f"{summary['headline']}; settings: {summary['settings']}; report: {config.out_dir / 'report.html'}")
     return 0
@@ -448,6 +477,7 @@ def check_demo(args: argparse.Namespace) -> None:
         raise UsageError("nothing to run: --gui-episodes and --tabletop-scenes are both 0")
     checks.check_writable_dir(args.out, "--out")
     checks.check_device(args.device, None)
+    checks.check_quantize(args.quantize, args.model, args.device, None)
     checks.check_model(args.model)
 
 
@@ -461,6 +491,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tabletop_scenes=args.tabletop_scenes,
         device=args.device,
         seed=args.seed,
+        quantize=args.quantize,
     )
     for line in summary["lines"]:
         print(line)

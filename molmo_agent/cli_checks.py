@@ -187,6 +187,31 @@ def _check_accelerate(name: str) -> None:
         ) from None
 
 
+def check_quantize(quantize: str | None, model: str | None, device: str | None, dtype: str | None) -> None:
+    """``--quantize`` can run here: a model in this process, torchao installed, int4 where its kernel is."""
+    if quantize is None:
+        return
+    if str(model or "").startswith(("grpc", "openai")):
+        raise UsageError(
+            f"--quantize cannot apply to {model}: its server or engine holds the weights; quantize there "
+            "(molmo-agent serve --quantize, or the engine's own option)"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("torchao") is None:
+        raise UsageError(
+            "--quantize needs torchao, which is not installed: pip install 'molmo-agent[quantize]'"
+        )
+    if quantize == "int4":
+        from .backends.quantize import int4_unsupported_reason
+        from .backends.torch_setup import choose_dtype, choose_placement
+
+        target, _ = choose_placement(device)
+        reason = int4_unsupported_reason(target, choose_dtype(dtype, target))
+        if reason is not None:
+            raise UsageError(reason)
+
+
 def check_model(name: str | None) -> None:
     """The model can be had without a long wait: a known or cached name, and the Hub reachable if needed.
 

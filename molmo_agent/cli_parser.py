@@ -81,6 +81,16 @@ def _add_model_args(parser: argparse.ArgumentParser, *, dtype: bool = True, thre
         parser.add_argument(
             "--cpu-threads", type=at_least(1), default=None, help="torch CPU threads (default: torch's)"
         )
+    add_quantize_arg(parser)
+
+
+def add_quantize_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quantize",
+        choices=["int8", "int4"],
+        default=None,
+        help="weight-only quantization of the linear layers (torchao; int4: CUDA only)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,3 +347,4 @@ def _demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--device", type=device, default=None, help=f"{DEVICE_HELP} (default: cuda if available)"
     )
+    add_quantize_arg(demo)

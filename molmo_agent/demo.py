@@ -76,12 +76,13 @@ def run_demo(
     tabletop_scenes: int = 20,
     device: str | None = None,
     seed: int = 0,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also written to ``out_dir/summary.json``) with printable lines."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = load_model(model_name, device=device)
+    model = load_model(model_name, device=device, quantize=quantize)
     gui = _suite(model, "synthetic_gui", seed, gui_episodes, out_dir) if gui_episodes > 0 else {}
     tabletop = _suite(model, "tabletop", seed, tabletop_scenes, out_dir) if tabletop_scenes > 0 else {}
     summary = {

@@ -35,7 +35,11 @@ def _screen(use_display: bool):
 
 
 def run_agent_bench(
-    steps: int = 20, preset: str = "tiny", model: str | None = None, cpu_threads: int | None = None
+    steps: int = 20,
+    preset: str = "tiny",
+    model: str | None = None,
+    cpu_threads: int | None = None,
+    quantize: str | None = None,
 ) -> dict:
     from ..training.tiny_molmo2 import PRESETS, build_tiny_molmo2
 
@@ -46,7 +50,7 @@ def run_agent_bench(
     use_display = bool(os.environ.get("DISPLAY"))
     with tempfile.TemporaryDirectory() as tmp:
         location = model or str(build_tiny_molmo2(f"{tmp}/{preset}", PRESETS[preset]))
-        backend = ScriptedMolmo2Backend(resolve(location))
+        backend = ScriptedMolmo2Backend(resolve(location), quantize=quantize)
         backend.script = lambda request: FORCED_ANSWER
         backend.end_after_script = True
         policy = PointPolicy(MolmoModel(backend), steps=["click the Save button"] * steps)

@@ -57,6 +57,7 @@ def run_point_bench(
     device: str | None = None,
     dtype: str | None = None,
     cpu_threads: int | None = None,
+    quantize: str | None = None,
 ) -> dict:
     """Measure one 1280x720 point query end to end; returns numbers and a printable table."""
     if cpu_threads is not None:
@@ -65,7 +66,9 @@ def run_point_bench(
         set_cpu_threads(cpu_threads)
     with tempfile.TemporaryDirectory() as tmp:
         location = model or _build_preset(preset, tmp)
-        backend = ScriptedMolmo2Backend(resolve(location), device=device or "cpu", dtype=dtype)
+        backend = ScriptedMolmo2Backend(
+            resolve(location), device=device or "cpu", dtype=dtype, quantize=quantize
+        )
         backend.script = lambda request: FORCED_ANSWER
         molmo = MolmoModel(backend)
         png = synthetic_screenshot()

@@ -127,6 +127,7 @@ async def start(config: ServerConfig, model: MolmoModel | None = None) -> Runnin
                 max_pixels=config.max_image_pixels, max_total_pixels=config.max_request_pixels
             ),
             cpu_threads=config.cpu_threads,
+            quantize=config.quantize,
         )
     if config.warmup:
         await asyncio.to_thread(_warm_up, model)

@@ -29,6 +29,8 @@ class ServerConfig:
     device: str | None = None
     dtype: str | None = None
     cpu_threads: int | None = None
+    quantize: str | None = None
+    """``"int8"`` / ``"int4"``: weight-only quantization of the served model (``load_model(quantize=)``)."""
     max_batch_size: int = 8
     max_batch_wait_ms: float = 5.0
     max_queue: int = 64
