@@ -211,6 +211,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_message_bytes=int(args.max_message_mb * 1024 * 1024),
             max_image_pixels=args.max_image_pixels,
             max_new_tokens=args.max_new_tokens,
+            max_request_pixels=args.max_request_pixels,
+            max_text_tokens=args.max_text_tokens,
             token=read_token(args.token_file, args.token_env),
             tls_cert=Path(args.tls_cert) if args.tls_cert else None,
             tls_key=Path(args.tls_key) if args.tls_key else None,
@@ -221,7 +223,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     logging.getLogger("molmo_agent").setLevel(logging.INFO)
-    print(f"molmo-agent serving on {config.address} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    # "serving" is logged once the port is bound and the model answers (grpc health says SERVING then)
+    print(f"molmo-agent: starting on {config.address}, loading the model (Ctrl-C to stop)", file=sys.stderr)
     asyncio.run(serve(config))
     return 0
 

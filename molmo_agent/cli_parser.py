@@ -24,6 +24,8 @@ from .cli_checks import (
     region,
     text,
 )
+from .images import DEFAULT_MAX_TOTAL_PIXELS
+from .prompts import MAX_TEXT_TOKENS
 from .training.tiny_molmo2 import PRESETS
 
 EXIT_CODES = "exit status: 0 ok, 1 failure, 2 usage error (the message says what to change), 130 interrupted"
@@ -184,6 +186,18 @@ def _serve(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-new-tokens", type=at_least(1), default=512, help="largest answer budget a request may ask"
+    )
+    serve.add_argument(
+        "--max-request-pixels",
+        type=at_least(1),
+        default=DEFAULT_MAX_TOTAL_PIXELS,
+        help="decoded pixels of all a request's images together (read from headers before decoding)",
+    )
+    serve.add_argument(
+        "--max-text-tokens",
+        type=at_least(1),
+        default=MAX_TEXT_TOKENS,
+        help="tokens of a request's text fields together (queries, goals, prompts)",
     )
     serve.add_argument("--token-file", help="file whose first line is the bearer token")
     serve.add_argument("--token-env", default="MOLMO_AGENT_TOKEN", help="environment variable with the token")
