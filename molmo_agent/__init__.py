@@ -18,10 +18,13 @@ from .errors import (
     MolmoAgentError,
     QueryError,
 )
+from .extras import quiet_torchao_import
 from .images import ImageLimits, load_image
 from .model import ActResult, MolmoModel, PointResult, load_model
 from .parsing import parse_action, parse_points
 from .points import Point
+
+quiet_torchao_import()
 
 __version__ = "0.1.0"
 

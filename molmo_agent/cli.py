@@ -157,6 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs=args.runs or 3,
             budget_s=args.budget_s,
             out=args.out,
+            quantize=(args.quantize,) if args.quantize else ("int8", "int4"),
         )
     elif args.what == "serve":
         from .bench.serve import run_serve_bench

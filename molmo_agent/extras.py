@@ -6,6 +6,8 @@ extras add local models, environments, GUI, training, serving and engines (pypro
 
 from __future__ import annotations
 
+import logging
+
 from .errors import MolmoAgentError
 
 EXTRA_OF_MODULE: dict[str, str] = {
@@ -28,6 +30,24 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "torchao": "quantize",
 }
 """Top-level module -> the extra that installs it."""
+
+
+class _TorchaoEnumNotice(logging.Filter):
+    """Drops the deprecation lines torch logs when torchao 0.18 registers its enums at import.
+
+    transformers imports torchao whenever it is installed (the ``quantize`` extra), so without this every
+    model load would print two lines a user can do nothing about; other ``torch.utils._pytree`` messages
+    pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is an Enum subclass and is now natively supported" not in str(record.msg)
+
+
+def quiet_torchao_import() -> None:
+    """Install the filter once (on the logger by name: torch need not be imported yet)."""
+    log = logging.getLogger("torch.utils._pytree")
+    if not any(isinstance(f, _TorchaoEnumNotice) for f in log.filters):
+        log.addFilter(_TorchaoEnumNotice())
 
 
 CPU_TORCH_HINT = " (CPU-only machine: install torch from https://download.pytorch.org/whl/cpu first)"

@@ -8,13 +8,16 @@ import json
 import pytest
 
 from molmo_agent.bench.gpu import (
+    AGREEMENT_PROMPTS,
     ANSWER_TOKENS,
     _component_params,
     _shape,
+    decode_step_ms,
     gpu_specs,
     published_8b_config,
     roofline,
     run_gpu_bench,
+    token_agreement,
 )
 from molmo_agent.cli import main
 
@@ -28,7 +31,9 @@ def test_tiny_bench_on_cpu_writes_every_phase_and_prints_the_table(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["table"] == results["table"]
     assert not saved["errors"], saved["errors"]
-    assert saved["skipped"] == {"optimized": "skipped on request"}
+    assert saved["skipped"].pop("optimized") == "skipped on request"
+    assert "CUDA" in saved["skipped"].pop("int4")  # no int4 kernel on a CPU: skipped, saying why
+    assert saved["skipped"] == {}
     phases = saved["phases"]
     assert phases["build"]["parameters"] > 0
     for name in ("plain", "plain_batch"):
@@ -40,8 +45,23 @@ def test_tiny_bench_on_cpu_writes_every_phase_and_prints_the_table(tmp_path):
     assert phases["recipe"]["weights"] == "float32" and phases["recipe"]["autocast"] == "bfloat16"
     assert phases["recipe"]["tokens_per_query"] == ANSWER_TOKENS + 1
     assert phases["recipe"]["full_budget"]["tokens_per_query"] == 200
+    int8, plain = phases["int8"], phases["plain"]
+    assert int8["quantized_linears"] > 0 and int8["forced_answer_seen"]
+    assert int8["tokens_per_query"] == ANSWER_TOKENS + 1
+    assert 0 < int8["weight_bytes"] < 0.5 * phases["build"]["parameters"] * 4  # fp32 would be 4 B each
+    assert int8["agreement"]["prompts"] == AGREEMENT_PROMPTS
+    assert "decode_step_ms" in plain and "decode_step_ms" in int8
     assert "roofline" not in saved  # no datasheet figures for a CPU
-    for label in ("roofline", "model-card recipe", "plain", "optimised", "prefill only", "batch 8 plain"):
+    labels = (
+        "roofline",
+        "model-card recipe",
+        "plain",
+        "optimised",
+        "prefill only",
+        "batch 8 plain",
+        "int8 weights",
+    )
+    for label in labels:
         assert label in results["table"]
 
 
@@ -75,3 +95,14 @@ def test_8b_config_is_the_published_size_and_its_roofline_matches_the_issue():
     assert 14 < limit["decode_step_gb"] < 17  # ~16 GB of bf16 weights per token
     assert 100 < limit["query_ms"] < 140  # issue: ~130 ms
     assert gpu_specs("NVIDIA H200")[1] == 4.8 and gpu_specs("cpu") is None
+
+
+def test_token_agreement_and_decode_step_arithmetic():
+    reference = [[1, 2, 3], [4, 5, 6]]
+    assert token_agreement(reference, [[1, 2, 3], [4, 9, 6]]) == {
+        "prompts": 2,
+        "tokens": 3,
+        "all_equal": 0.5,
+        "mean_equal_prefix": 2.0,
+    }
+    assert decode_step_ms({"ms": 10.0 + 2.0 * ANSWER_TOKENS}, {"ms": 10.0}) == 2.0

@@ -21,9 +21,6 @@ on a CPU, which is where the embedded default model and CI live.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..extras import missing_extra
@@ -71,24 +68,10 @@ def int4_unsupported_reason(device: torch.device, dtype: torch.dtype) -> str | N
     return None
 
 
-@contextlib.contextmanager
-def _quiet_pytree_log() -> Iterator[None]:
-    """torchao 0.18's import logs torch deprecation warnings (its enums registered as pytree constants)
-    that say nothing to a user; they would be the only lines a CLI run prints on stderr."""
-    log = logging.getLogger("torch.utils._pytree")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def torchao_config(kind: str, device: torch.device, dtype: torch.dtype) -> Any:
     """The torchao config for ``kind`` on this device; int4 where it cannot run raises ``ValueError``."""
     try:
-        with _quiet_pytree_log():
-            from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
+        from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
     except ImportError as exc:
         raise missing_extra(exc, f"--quantize {kind}") from exc
     if kind == "int8":

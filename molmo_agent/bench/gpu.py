@@ -10,7 +10,12 @@ tokenizer; random weights would never end one). Phases, in the order that keeps 
 2. plain: ``load_model(dtype=bf16)`` single-query latency, prefill-only time, batch-8 throughput;
 3. recipe: the same weights as fp32 under ``torch.autocast(bf16)``, batch 1, eager ``generate``, as the
    model card runs it: once ending at the answer's end token, once decoding the whole 200-token budget;
-4. optimised: ``load_model(optimize=True)`` single query and batch 8, when ``load_model`` offers it.
+4. optimised: ``load_model(optimize=True)`` single query and batch 8, when ``load_model`` offers it;
+5. quantized: ``load_model(quantize="int8" | "int4")`` (torchao weight-only, eager), one phase each: the
+   single-query time, the decode step time (a 21-token answer minus a 1-token one, over 20 steps) against
+   the plain phase's, the bytes the weights occupy, peak GPU memory, and agreement with the plain weights:
+   the share of prompts whose first free-running greedy tokens are the same. Random weights give nearly
+   flat logits, so that agreement is a lower bound of what a trained checkpoint shows.
 
 Every phase is guarded by ``budget_s`` (phases that would not fit are skipped and say so) and the JSON is
 rewritten after each phase, so a run cut short still leaves its numbers. The roofline is computed from
@@ -21,6 +26,7 @@ bandwidth. Nothing here asserts a speed.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import json
@@ -41,6 +47,10 @@ FORCED_ANSWER = '<points coords="1 1 412 655">Save button</points>'
 ANSWER_TOKENS = 20
 """Forced answer length before its end token (a Molmo2 point answer with Qwen's tokenizer is ~20)."""
 RECIPE_BUDGET = 200
+AGREEMENT_PROMPTS = 4
+AGREEMENT_TOKENS = 8
+"""Free-running greedy tokens compared between the plain and each quantized load, on this many prompts."""
+QUANTIZE_KINDS = ("int8", "int4")
 
 GPU_SPECS = (  # (name fragment, dense bf16 TFLOP/s, HBM TB/s), datasheet peaks; first match wins
     ("H200", 989.0, 4.8),
@@ -64,7 +74,7 @@ SIZES = {
     "8b": BenchSize(
         "8b",
         "Molmo2-8B shape (Qwen3-8B text model, SigLIP2-so400m ViT, 378-px crops, max 8 crops)",
-        {"plain": 90, "recipe": 60, "optimized": 120},
+        {"plain": 90, "recipe": 60, "optimized": 120, "int8": 90, "int4": 90},
     ),
     "medium": BenchSize("medium", "tiny_molmo2 'medium' preset with the published 378-px / 8-crop images"),
     "tiny": BenchSize("tiny", "tiny_molmo2 'tiny' preset (112-px crops): a smoke test"),
@@ -271,6 +281,85 @@ def _time_queries(backend, device, runs: int, batch: int, tokens: int, warmups: 
     }
 
 
+def first_tokens(
+    backend, prompts: int = AGREEMENT_PROMPTS, tokens: int = AGREEMENT_TOKENS
+) -> list[list[int]]:
+    """The first ``tokens`` greedy tokens the model itself picks (nothing forced) for ``prompts`` prompts."""
+    import torch
+
+    rows = []
+    for index in range(prompts):
+        inputs = backend.preprocess([_request(900 + index)])
+        with torch.inference_mode():
+            output = backend.model.generate(
+                **inputs,
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                do_sample=False,
+                pad_token_id=backend.tokenizer.pad_token_id,
+            )
+        rows.append(output[0, inputs["input_ids"].shape[1] :].tolist())
+    return rows
+
+
+def token_agreement(reference: list[list[int]], other: list[list[int]]) -> dict:
+    """Share of prompts with all first tokens equal, and the mean length of the equal prefix."""
+    prefixes = []
+    for a, b in zip(reference, other, strict=True):
+        same = 0
+        while same < min(len(a), len(b)) and a[same] == b[same]:
+            same += 1
+        prefixes.append(same)
+    equal = sum(p == len(a) for p, a in zip(prefixes, reference, strict=True))
+    return {
+        "prompts": len(reference),
+        "tokens": max((len(a) for a in reference), default=0),
+        "all_equal": round(equal / max(len(reference), 1), 3),
+        "mean_equal_prefix": round(statistics.mean(prefixes), 2) if prefixes else 0.0,
+    }
+
+
+def decode_step_ms(answer: dict, first: dict) -> float:
+    """Per decode step: a forced ``ANSWER_TOKENS``+end answer minus a 1-token one, over the steps between."""
+    return round((answer["ms"] - first["ms"]) / ANSWER_TOKENS, 3)
+
+
+def _step_timing(backend, device, runs: int) -> dict:
+    """Single-query timing with the forced answer, and the decode step time it implies."""
+    _force(backend, 0, end=True)
+    first = _time_queries(backend, device, runs, 1, 0)
+    _force(backend, ANSWER_TOKENS, end=True)
+    answer = _time_queries(backend, device, runs, 1, ANSWER_TOKENS)
+    return answer | {"first_token_ms": first["ms"], "decode_step_ms": decode_step_ms(answer, first)}
+
+
+def _cannot_quantize(kind: str, device, dtype: str) -> str | None:
+    """Why ``kind`` cannot run on this device (int4 off CUDA), so the phase is skipped, not failed."""
+    from ..backends.quantize import int4_unsupported_reason
+    from ..backends.torch_setup import choose_dtype
+
+    return int4_unsupported_reason(device, choose_dtype(dtype, device)) if kind == "int4" else None
+
+
+def _quantized(checkpoint: str, device, dtype: str, kind: str, runs: int, reference) -> dict:
+    """One quantized load (eager): timing, decode step, weight bytes, agreement with the plain weights."""
+    from ..backends.quantize import quantized_linears, weight_bytes
+    from ..model import load_model
+
+    loading = time.perf_counter()
+    backend = load_model(checkpoint, device=str(device), dtype=dtype, quantize=kind).backend
+    result: dict[str, Any] = {
+        "load_s": round(time.perf_counter() - loading, 2),
+        "quantized_linears": quantized_linears(backend.model),
+        "weight_bytes": weight_bytes(backend.model),
+    }
+    if reference is not None:
+        result["agreement"] = token_agreement(reference, first_tokens(backend))
+    result.update(_step_timing(backend, device, runs))
+    backend.model = None
+    return result
+
+
 def _time_prefill(backend, device, runs: int) -> dict:
     """One forward over the prompt (ViT + adapter + language model, last position's logits only)."""
     import torch
@@ -444,11 +533,12 @@ def run_gpu_bench(
     workdir: str | Path | None = None,
     full_budget_runs: int = 1,
     skip: tuple[str, ...] = (),
+    quantize: tuple[str, ...] = QUANTIZE_KINDS,
 ) -> dict:
     """Run every phase that fits in ``budget_s``; returns the results with a printable ``table``.
 
-    ``skip`` names phases not to run (``recipe``, ``optimized``); ``size`` defaults to ``8b`` on a GPU and
-    ``tiny`` elsewhere.
+    ``skip`` names phases not to run (``recipe``, ``optimized``, ``int8``, ``int4``); ``size`` defaults to
+    ``8b`` on a GPU and ``tiny`` elsewhere; ``quantize`` lists the quantized loads to time.
     """
     import torch
     import transformers
@@ -518,6 +608,7 @@ def run_gpu_bench(
             return results
         phases["build"] = built
         plain_kwargs = {"optimize": False} if load_model_accepts("optimize") else {}
+        reference: list[list[int]] = []
 
         def plain() -> Any:
             loading = time.perf_counter()
@@ -526,8 +617,9 @@ def run_gpu_bench(
             results["parameters"] = _component_params(backend.model)
             results["shape"] = _shape(backend.model.config)
             phases["plain"] = {"load_s": round(time.perf_counter() - loading, 2)}
-            _force(backend, ANSWER_TOKENS, end=True)
-            phases["plain"].update(_time_queries(backend, target, runs, 1, ANSWER_TOKENS))
+            if quantize:  # the reference the quantized loads are compared with, before any forcing
+                reference.extend(first_tokens(backend))
+            phases["plain"].update(_step_timing(backend, target, runs))
             save()
             phases["prefill"] = _time_prefill(backend, target, runs)
             save()
@@ -571,6 +663,14 @@ def run_gpu_bench(
         if (fast := phase("optimized", optimized)) is not None:
             phases["optimized"] = fast
         _free(target)
+        for kind in quantize:
+            if (reason := _cannot_quantize(kind, target, dtype)) is not None:
+                results["skipped"][kind] = reason
+                continue
+            body = functools.partial(_quantized, checkpoint, target, dtype, kind, runs, reference or None)
+            if (row := phase(kind, body)) is not None:
+                phases[kind] = row
+            _free(target)
     specs = gpu_specs(device_name)
     if specs and "prefill" in phases and "parameters" in results:
         results["roofline"] = roofline(
@@ -617,6 +717,7 @@ def format_table(results: dict) -> str:
         row(
             f"plain ({results['dtype']}, eager)", per_query("plain"), lim.get("query_ms"), f"{tokens} tokens"
         ),
+        *(_quantized_row(row, phases, results, kind, lim.get("query_ms")) for kind in QUANTIZE_KINDS),
         row(
             "optimised (optimize=True)",
             per_query("optimized") if optimized.get("available") else None,
@@ -651,6 +752,29 @@ def format_table(results: dict) -> str:
     for name, reason in {**results["skipped"], **results["errors"]}.items():
         lines.append(f"{name}: {reason}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _quantized_row(row: Callable, phases: dict, results: dict, kind: str, bound: float | None) -> tuple:
+    """A quantized load's row: ms per query, and its decode step, weights and agreement in the notes."""
+    found = phases.get(kind)
+    label = f"{kind} weights ({results['dtype']} activations, eager)"
+    if not found:
+        reason = results["errors"].get(kind) or results["skipped"].get(kind) or "not run"
+        return row(label, None, bound, reason.split(":")[0] if kind in results["errors"] else reason)
+    plain_step = (phases.get("plain") or {}).get("decode_step_ms")
+    agree = found.get("agreement") or {}
+    peak = (results.get("peak_gpu_gb") or {}).get(kind)
+    note = (
+        f"step {found['decode_step_ms']:.2f} ms (plain {plain_step if plain_step is not None else '-'}), "
+        f"{_size(found['weight_bytes'])} of weights{f', peak {peak} GB' if peak is not None else ''}, "
+        f"first {agree.get('tokens', '-')} tokens equal on {agree.get('all_equal', 0):.0%} of "
+        f"{agree.get('prompts', '-')} prompts"
+    )
+    return row(label, found.get("ms"), bound, note)
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.1f} MB"
 
 
 def _roofline_note(limit: dict) -> str:
