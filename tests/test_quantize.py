@@ -98,3 +98,19 @@ def test_int8_keeps_pointing_and_agrees_with_fp32(fp32_model, int8_model):
     assert len(same_verdict) == len(SEEDS) and sum(same_verdict) >= 0.9 * len(SEEDS)
     parsed = [r for r in int8_records if r["predicted"] is not None]
     assert len(parsed) == len(SEEDS)  # every int8 answer is a well-formed point
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["point", "sample", "mug", "--device", "cpu", "--quantize", "int4"], "needs a CUDA GPU"),
+        (["serve", "--model", "grpc://localhost:1", "--quantize", "int8"], "server or engine"),
+        (["demo", "--device", "cpu", "--quantize", "int4"], "needs a CUDA GPU"),
+    ],
+)
+def test_cli_refuses_quantize_it_cannot_run_before_loading(argv, message, capsys):
+    from molmo_agent.cli import EXIT_USAGE, main
+
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
