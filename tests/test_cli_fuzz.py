@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 from pathlib import Path
 
@@ -101,6 +102,10 @@ def fast_verbs(default_model, folder: Path):
         Path(out).mkdir(parents=True, exist_ok=True)
         return Path(out)
 
+    # modules that bind ``load_model`` by name at import must be imported before the patch: first imported
+    # inside it, they would keep the stand-in for the rest of the test session
+    importlib.import_module("molmo_agent.demo")
+    importlib.import_module("molmo_agent.server.app")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setenv("HF_HUB_OFFLINE", "1")

@@ -127,12 +127,15 @@ def test_cli_eval_with_the_tiny_model(tiny_dir, tmp_path, capsys):
     from molmo_agent.cli import main
 
     out = tmp_path / "eval"
-    code = main(
-        ["eval", ENV_ID, "--model", str(tiny_dir), "--episodes", "1", "--out", str(out), "--no-progress"]
-    )
+    env = ["molmo_agent/SyntheticGui-v0", "--env-arg", "screen_size=[360,640]", "--max-episode-steps", "2"]
+    options = ["--model", str(tiny_dir), "--episodes", "1", "--out", str(out), "--no-progress"]
+    code = main(["eval", *env, *options])
     assert code == 0
     assert "step accuracy" in capsys.readouterr().out
     assert (out / "report.html").is_file()
+    # the CLI runs the molmo_envs environments; a test env registered with gymnasium is refused clearly
+    assert main(["eval", ENV_ID, "--model", str(tiny_dir), "--out", str(tmp_path / "toy")]) == 2
+    assert "molmo_agent/SyntheticGui-v0" in capsys.readouterr().err
 
 
 def test_androidcontrol_eval_end_to_end_with_the_tiny_model(tiny_dir, android_control_dir, tmp_path, capsys):
