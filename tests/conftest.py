@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import pytest
 
+# One Xvfb for the whole session, shared by every GUI test module: pyautogui opens the display once, at
+# its first import, so a second server started by another module would receive none of its clicks.
+from conftest_gui import gui_app, xserver  # noqa: F401  (fixtures)
+
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):

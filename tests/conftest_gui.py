@@ -1,7 +1,7 @@
 """Fixtures for tests on a real X server: a private Xvfb for the session and the logging Tk app per test.
 
-Import the fixtures into a test module (``from conftest_gui import gui_app, xserver``). The GUI tests are
-skipped only when Xvfb is not installed; CI installs it.
+``tests/conftest.py`` registers the fixtures once for the session (one X server: pyautogui binds to the first
+display it opens). The GUI tests are skipped only when Xvfb is not installed; CI installs it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import conftest_gui
 import pytest
 from conftest_gui import GuiApp
 from xvfb import SCREEN
@@ -39,9 +38,6 @@ from molmo_agent.agent.executors.desktop import (
     screen_transform,
     to_pointer,
 )
-
-xserver = conftest_gui.xserver
-gui_app = conftest_gui.gui_app
 
 FAST = DesktopConfig(settle_s=0.15, long_press_s=0.5, drag_s=0.3, wait_s=0.05, scroll_clicks=2)
 QUIET_S = 0.5

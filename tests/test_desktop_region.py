@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import conftest_gui
 import pytest
 from PIL import Image
 from xvfb import SCREEN
@@ -24,9 +23,6 @@ from molmo_agent.agent.executors.desktop import (
     find_window,
     region_box,
 )
-
-xserver = conftest_gui.xserver
-gui_app = conftest_gui.gui_app
 
 APP_TITLE = "molmo-agent test app"
 QUIET_S = 0.5
