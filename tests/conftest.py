@@ -106,6 +106,10 @@ SLOW_MODULES = frozenset(
         "test_desktop_region",
         "test_agent_loop",
         "test_token_grid_ceiling",
+        "test_tiny_tokenizer",
+        "test_bench_gpu",
+        "test_light_install",
+        "test_quantize",
     }
 )
 """Modules whose tests load the embedded model, start servers or engines, or train."""
