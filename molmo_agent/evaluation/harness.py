@@ -43,8 +43,6 @@ STEPS_FILE = "steps.jsonl"
 SCREENS = ("failures", "all", "none")
 ENV_PREFIX = "molmo_envs:"
 ACT_TOKENS = 96
-MOLMO_ACT_TOKENS = 16
-"""Molmo's released AndroidControl evaluation decoded at most 16 new tokens; protocol ``molmo`` uses it."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,9 @@ def _token_budget(config: EvalConfig, policy: str, protocol: str | None) -> int:
         return POINT_OPTIONS.max_new_tokens
     if config.max_new_tokens is not None:
         return config.max_new_tokens
-    return MOLMO_ACT_TOKENS if protocol == "molmo" else ACT_TOKENS
+    from molmo_envs.androidcontrol.scoring import PROTOCOLS, default_max_new_tokens
+
+    return default_max_new_tokens(protocol) if protocol in PROTOCOLS else ACT_TOKENS
 
 
 # -- one step ---------------------------------------------------------------------------------------------
