@@ -31,6 +31,15 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _build_parser = build_parser  # the name tests and older scripts import
 
 
+def _load_model(args: argparse.Namespace):
+    """The model a verb's ``--model/--device/--dtype/--cpu-threads/--quantize`` name (loaded lazily)."""
+    from .model import load_model
+
+    return load_model(
+        args.model, device=args.device, dtype=args.dtype, cpu_threads=args.cpu_threads, quantize=args.quantize
+    )
+
+
 def _check_model_args(args: argparse.Namespace) -> None:
     """Device and dtype against this machine, then the model (fast failure offline); remote models skip
     the device check, their server picks its own."""
@@ -52,16 +61,9 @@ def check_point(args: argparse.Namespace) -> None:
 def cmd_point(args: argparse.Namespace) -> int:
     from .annotate import draw_points
     from .images import load_image
-    from .model import load_model
 
     image_path = _image_argument(args.image)
-    model = load_model(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        cpu_threads=args.cpu_threads,
-        quantize=args.quantize,
-    )
+    model = _load_model(args)
     image = load_image(image_path)
     result = model.point_detailed(image, args.query, all_occurrences=args.all)
     if args.out:
@@ -253,7 +255,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
     from .agent import ActionPolicy, AgentConfig, ConfirmingExecutor, PointPolicy, run_agent
     from .agent.record import TrajectoryRecorder
-    from .model import load_model
 
     config = AgentConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, allowed_actions=args.allow)
     executor = _gui_executor(args)
@@ -261,13 +262,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         executor = ConfirmingExecutor(executor)
     folder = Path(args.record or Path("molmo-agent-runs") / _time.strftime("%Y%m%d-%H%M%S"))
     with executor:
-        model = load_model(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            cpu_threads=args.cpu_threads,
-            quantize=args.quantize,
-        )
+        model = _load_model(args)
         policy = (ActionPolicy if args.policy == "action" else PointPolicy)(model, steps=args.step or None)
         with TrajectoryRecorder(folder, goal=args.goal) as recorder:
             result = run_agent(args.goal, policy, executor, config, callbacks=[recorder, _print_step])
@@ -350,16 +345,9 @@ def check_eval(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation import run_eval
-    from .model import load_model
 
     config = args.eval_config
-    model = load_model(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        cpu_threads=args.cpu_threads,
-        quantize=args.quantize,
-    )
+    model = _load_model(args)
     summary = run_eval(config, model, progress=not args.no_progress, force=args.force)
     print(f"{summary['headline']}; settings: {summary['settings']}; report: {config.out_dir / 'report.html'}")
     return 0

@@ -20,23 +20,22 @@ from typing import Any
 
 from .errors import QueryError
 
-MOLMO_SPECIAL_TOKENS: frozenset[str] = frozenset(
-    {
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<|image|>",
-        "<|video|>",
-        "<im_start>",
-        "<im_end>",
-        "<im_patch>",
-        "<im_col>",
-        "<low_res_im_start>",
-        "<frame_start>",
-        "<frame_end>",
-        "<im_low>",
-    }
+MOLMO_CHAT_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+"""The chat-template tokens (``<|im_end|>`` ends every Molmo2 answer)."""
+MOLMO_IMAGE_TOKENS = (
+    "<im_start>",
+    "<im_end>",
+    "<im_patch>",
+    "<im_col>",
+    "<low_res_im_start>",
+    "<frame_start>",
+    "<frame_end>",
+    "<im_low>",
+    "<|image|>",
+    "<|video|>",
 )
+"""Molmo2's image/video special tokens, in the order a Molmo2 tokenizer assigns their ids."""
+MOLMO_SPECIAL_TOKENS: frozenset[str] = frozenset(MOLMO_CHAT_TOKENS + MOLMO_IMAGE_TOKENS)
 """Molmo v1's and Molmo2's image and chat tokens (Molmo2's tokenizer carries all of them)."""
 
 CONTROL_TOKEN = r"<\|[^<>|\s]{1,64}\|>"

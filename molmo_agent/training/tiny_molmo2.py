@@ -22,26 +22,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..text_guard import MOLMO_CHAT_TOKENS, MOLMO_IMAGE_TOKENS
+
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SPECIAL_TOKENS = (
-    "<im_start>",
-    "<im_end>",
-    "<im_patch>",
-    "<im_col>",
-    "<low_res_im_start>",
-    "<frame_start>",
-    "<frame_end>",
-    "<im_low>",
-    "<|image|>",
-    "<|video|>",
-)
+IMAGE_SPECIAL_TOKENS = MOLMO_IMAGE_TOKENS
 """Molmo2's image/video special tokens, in the order their ids are assigned after the base vocabulary."""
 
-CHAT_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+CHAT_TOKENS = MOLMO_CHAT_TOKENS
 """Chat-template tokens; inside the generatable vocabulary because ``<|im_end|>`` ends every answer."""
 
 # Written for molmo-agent from the published Molmo2 prompt layout: images first (one ``<|image|>`` each,
